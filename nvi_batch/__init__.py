@@ -1,0 +1,1 @@
+"""nvi_batch: the batch work of the NVI candidate service as Dagster assets."""

@@ -1,0 +1,1 @@
+"""The NVI domain: records, statuses, points and migrations. Pure Python, no I/O."""
