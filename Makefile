@@ -1,0 +1,47 @@
+# Two commands do everything from a fresh clone: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export NVI_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: install demo test ui lint postgres browser benchmark clean
+
+$(BIN)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+demo: install
+	$(BIN)/nvi-batch demo
+
+# PostgreSQL on 127.0.0.1:5432 is part of this machine; start it if it has stopped.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@pg_isready -h 127.0.0.1 -p 5432
+
+# Debian's Chromium for the browser test (no browser download from elsewhere).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+test: install postgres browser
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check nvi_batch nvi_batch_tests benchmarks
+
+ui: install
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+benchmark: install
+	$(BIN)/python benchmarks/refresh_throughput.py
+
+clean:
+	rm -rf $(VENV) .dagster_home data test-artifacts *.egg-info

@@ -1,0 +1,147 @@
+"""`nvi-batch`: seed demo data, run the demo, and (in later sub-commands) operate the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+
+from nvi_batch.demo_data import demo_candidates, demo_periods
+from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
+from nvi_batch.storage.sql import SqlStore
+
+SEED_BATCH = 2000
+DEMO_CANDIDATES = 3000
+DEMO_YEAR = "2024"
+
+
+class CliError(Exception):
+    """A refusal the user can act on; printed without a traceback."""
+
+
+def open_store(args) -> SqlStore:
+    url = args.database_url or os.environ.get("NVI_DATABASE_URL") or sqlite_url(args.data_dir)
+    store = SqlStore(url)
+    store.create_schema()
+    return store
+
+
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def _progress(done: int, total: int, started: float) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = int(width * done / total) if total else width
+    rate = done / max(time.monotonic() - started, 1e-9)
+    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} ({rate:,.0f}/s)")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def seed_store(store: SqlStore, count: int, seed: int) -> None:
+    """Write `count` deterministic candidates and the demo periods, a batch at a time."""
+    store.put_periods(demo_periods())
+    started, done = time.monotonic(), 0
+    for batch in _batched(demo_candidates(count, seed=seed), SEED_BATCH):
+        store.put_candidates(batch)
+        done += len(batch)
+        _progress(done, count, started)
+
+
+def register_partitions(store: SqlStore) -> list[str]:
+    """Make the store's period years Dagster partitions on the instance in DAGSTER_HOME, if there is one."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return []
+    import dagster as dg
+
+    from nvi_batch.defs.partitions import add_reporting_years
+
+    with dg.DagsterInstance.get() as instance:
+        return add_reporting_years(instance, store.period_years())
+
+
+def cmd_seed(args) -> int:
+    store = open_store(args)
+    started = time.monotonic()
+    seed_store(store, args.count, args.seed)
+    added = register_partitions(store)
+    print(f"seeded {args.count} candidates and {len(store.period_years())} periods into {store.describe()} "
+          f"in {time.monotonic() - started:.1f}s")
+    if added:
+        print(f"added reporting-year partitions: {', '.join(added)}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    import dagster as dg
+
+    from nvi_batch.definitions import defs
+
+    os.environ.setdefault("NVI_DATA_DIR", args.data_dir)
+    store = open_store(args)
+    if not store.period_years():
+        print(f"seeding {DEMO_CANDIDATES} demo candidates (seed 42) ...")
+        seed_store(store, DEMO_CANDIDATES, seed=42)
+    register_partitions(store)
+    year = args.year
+    print(f"refreshing reporting year {year}: {store.count_year(year)} candidates")
+    with dg.DagsterInstance.get() as instance:
+        result = defs.resolve_job_def("refresh_candidates_job").execute_in_process(
+            instance=instance, partition_key=year, raise_on_error=False
+        )
+        materialization = next(iter(result.asset_materializations_for_node("candidates")), None)
+    if not result.success or materialization is None:
+        print(f"the refresh run {result.run_id} failed; see `make ui` for its logs", file=sys.stderr)
+        return 1
+    meta = {key: value.value for key, value in materialization.metadata.items()}
+    print()
+    print(f"run {result.run_id} ({meta['batch_status']})")
+    print(f"  read {meta['read']}  written {meta['written']}  filtered {meta['filtered']}  "
+          f"skipped {meta['skipped']}  dead {meta['dead']}  left to do {meta['left_to_do']}  "
+          f"lock conflicts {meta['conflicts']}")
+    print(f"  on-read migrations applied: {meta['migrations'] or 'none'}")
+    print(f"  {meta['items_per_second']:.0f} items/s in {meta['duration_seconds']:.2f}s")
+    print()
+    print(f"data:      {store.describe()}")
+    print(f"instance:  {os.environ['DAGSTER_HOME']}")
+    print("open the UI with `make ui` (dagster dev on http://127.0.0.1:3000)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nvi-batch", description=__doc__)
+    parser.add_argument("--database-url", default="", help="SQLAlchemy URL (default: NVI_DATABASE_URL or SQLite)")
+    parser.add_argument("--data-dir", default=os.environ.get("NVI_DATA_DIR", DEFAULT_DATA_DIR))
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    seed = commands.add_parser("seed", help="write deterministic demo candidates and periods")
+    seed.add_argument("--count", type=int, default=10_000)
+    seed.add_argument("--seed", type=int, default=42)
+    seed.set_defaults(handler=cmd_seed)
+
+    demo = commands.add_parser("demo", help="seed if empty, refresh one year through Dagster, print a summary")
+    demo.add_argument("--year", default=DEMO_YEAR)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except CliError as error:
+        print(f"nvi-batch: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

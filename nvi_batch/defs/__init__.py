@@ -1,0 +1,1 @@
+"""Thin Dagster definitions: they translate Dagster context and config into engine calls."""

@@ -1,0 +1,51 @@
+"""The year-partitioned assets: periods and candidates of a reporting year."""
+
+
+import dagster as dg
+
+from nvi_batch.defs.config import RefreshCandidatesConfig
+from nvi_batch.defs.partitions import reporting_year_partitions
+from nvi_batch.defs.resources import NviStoreResource
+from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step, scan_for
+from nvi_batch.engine import processors
+from nvi_batch.engine.periods import refresh_periods
+
+REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
+
+
+@dg.asset(
+    partitions_def=reporting_year_partitions,
+    group_name="nvi",
+    kinds={"python"},
+    description="The reporting period of a year, refreshed (written back with a new version) under its lock.",
+)
+def periods(context: dg.AssetExecutionContext, nvi_store: NviStoreResource) -> dg.MaterializeResult:
+    store = nvi_store.open()
+    report = refresh_periods(store, [context.partition_key])
+    metadata = {name: dg.MetadataValue.int(value) for name, value in report.counters.as_dict().items()
+                if isinstance(value, int)}
+    metadata["duration_seconds"] = dg.MetadataValue.float(round(report.duration_seconds, 3))
+    if report.errors:
+        raise dg.Failure(description="; ".join(report.errors.values()), metadata=metadata)
+    return dg.MaterializeResult(metadata=metadata)
+
+
+@dg.asset(
+    partitions_def=reporting_year_partitions,
+    deps=[periods],
+    group_name="nvi",
+    kinds={"python"},
+    description=(
+        "The candidates of a reporting year, refreshed: read, on-read migrations, written back under the "
+        "optimistic lock with a new version so downstream consumers see every candidate."
+    ),
+)
+def candidates(
+    context: dg.AssetExecutionContext, config: RefreshCandidatesConfig, nvi_store: NviStoreResource
+) -> dg.MaterializeResult:
+    store = nvi_store.open()
+    year = context.partition_key
+    report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES, config)
+    metadata = report_metadata(report, item_count=store.count_year(year))
+    fail_if_stopped(report, metadata)
+    return dg.MaterializeResult(metadata=metadata)

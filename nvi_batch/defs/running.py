@@ -1,0 +1,119 @@
+"""Glue between Dagster and the engine: build the step from context and config, and turn its
+report into metadata, run tags and a clear failure when a run stopped before its scope was done."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nvi_batch.engine.control import StopControl
+from nvi_batch.engine.scans import IdListScan, Scan, YearScan
+from nvi_batch.engine.step import Processor, StepReport, StepSettings, run_candidate_step
+
+BATCH_STATUS_TAG = "nvi/batch_status"
+FAILED_ITEMS_SHOWN = 20
+
+
+class BatchStatus:
+    """The words operators of the old batch service know (PENDING and PROCESSING come from the run)."""
+
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    PARTIALLY_COMPLETED = "PARTIALLY_COMPLETED"
+
+
+def batch_status(report: StepReport) -> str:
+    counters = report.counters
+    if report.stopped is not None:
+        return BatchStatus.FAILED
+    failed = counters.skipped + counters.dead
+    if failed and not (counters.written + counters.filtered):
+        return BatchStatus.FAILED
+    return BatchStatus.PARTIALLY_COMPLETED if failed else BatchStatus.COMPLETED
+
+
+def scan_for(year: str, item_ids: list[str] | None) -> Scan:
+    return IdListScan(item_ids, partition=year) if item_ids else YearScan(year)
+
+
+def run_step(
+    context: dg.OpExecutionContext,
+    store,
+    scan: Scan,
+    processor: Processor,
+    job: str,
+    config,
+    workers: int = 1,
+    dry_run: bool = False,
+) -> StepReport:
+    settings = StepSettings(
+        job=job,
+        max_items=config.max_items,
+        max_batch_size=config.max_batch_size,
+        workers=workers,
+        dry_run=dry_run,
+        force=config.force,
+        run_id=context.run_id,
+    )
+    control = StopControl(store, config.max_runtime_seconds)
+    context.instance.add_run_tags(context.run_id, {BATCH_STATUS_TAG: BatchStatus.PROCESSING})
+    with control.stop_on_sigterm():
+        report = run_candidate_step(store, scan, processor, settings, ledger=store, control=control,
+                                    log=context.log.info)
+    context.instance.add_run_tags(context.run_id, {BATCH_STATUS_TAG: batch_status(report)})
+    context.log.info(
+        f"{job} {scan.scope}: {report.counters.as_dict()} in {report.duration_seconds:.2f}s "
+        f"({report.items_per_second:.0f} items/s)"
+    )
+    return report
+
+
+def report_metadata(report: StepReport, item_count: int | None = None) -> dict:
+    counters = report.counters
+    metadata = {name: dg.MetadataValue.int(getattr(counters, name)) for name in (
+        "in_scope", "read", "written", "filtered", "skipped", "dead", "left_to_do", "conflicts", "retries",
+        "commits", "changed")}
+    metadata.update(
+        {
+            "job": report.job,
+            "scope": report.scope,
+            "batch_status": batch_status(report),
+            "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
+            "items_per_second": dg.MetadataValue.float(round(report.items_per_second, 1)),
+            "migrations": dg.MetadataValue.json(dict(counters.migrations)),
+        }
+    )
+    if item_count is not None:
+        metadata["item_count"] = dg.MetadataValue.int(item_count)
+    if report.resumed_from:
+        metadata["resumed_after"] = report.resumed_from
+    if report.stopped:
+        metadata["stopped"] = report.stopped
+    if report.failures:
+        metadata["failed_items"] = dg.MetadataValue.md(failures_markdown(report))
+    return metadata
+
+
+def failures_markdown(report: StepReport) -> str:
+    lines = ["| candidate | status | attempts | error |", "|---|---|---|---|"]
+    for entry in report.failures[:FAILED_ITEMS_SHOWN]:
+        message = entry.message.replace("|", "\\|")
+        lines.append(f"| {entry.item_id} | {entry.status} | {entry.attempts} | {entry.error_type}: {message} |")
+    if len(report.failures) > FAILED_ITEMS_SHOWN:
+        lines.append(f"| … {len(report.failures) - FAILED_ITEMS_SHOWN} more: `nvi-batch failures` | | | |")
+    return "\n".join(lines)
+
+
+def fail_if_stopped(report: StepReport, metadata: dict) -> None:
+    """A run that stopped early failed, cleanly: its items are committed or left to do, none lost."""
+    if report.stopped is not None:
+        raise dg.Failure(
+            description=(
+                f"{report.job} {report.scope} stopped at a chunk boundary ({report.stopped}); "
+                f"{report.counters.left_to_do} items left to do. Re-execute to resume after the last "
+                "committed chunk."
+            ),
+            metadata=metadata,
+            allow_retries=False,
+        )

@@ -1,0 +1,54 @@
+"""Step counters in Spring Batch's vocabulary, and the accounting rule that nothing goes missing."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class StepCounters:
+    """What a step did. Every item read ends in exactly one of written/filtered/skipped/dead.
+
+    - in_scope: items the run was responsible for when it started (after any checkpoint, capped
+      by max_items)
+    - read: items read and settled in committed chunks
+    - written: written back under the lock (or, in a dry run, that would have been)
+    - filtered: the processor decided there was nothing to do (e.g. not reportable)
+    - skipped: failed this run and recorded in the ledger for a later attempt
+    - dead: failed for the last allowed time; in the ledger as dead
+    - left_to_do: in scope but not reached, because the run stopped early
+    - conflicts: lock conflicts met (each one re-read and re-applied)
+    - retries: transient errors retried in-run
+    """
+
+    in_scope: int = 0
+    read: int = 0
+    written: int = 0
+    filtered: int = 0
+    skipped: int = 0
+    dead: int = 0
+    left_to_do: int = 0
+    conflicts: int = 0
+    retries: int = 0
+    commits: int = 0
+    changed: int = 0
+    migrations: Counter = field(default_factory=Counter)
+
+    def add(self, other: StepCounters) -> None:
+        for name in ("read", "written", "filtered", "skipped", "dead", "conflicts", "retries", "commits", "changed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.migrations.update(other.migrations)
+
+    @property
+    def settled(self) -> int:
+        return self.written + self.filtered + self.skipped + self.dead
+
+    def accounted_for(self) -> bool:
+        """read = written + filtered + skipped + dead, and in_scope = read + left_to_do."""
+        return self.read == self.settled and self.in_scope == self.read + self.left_to_do
+
+    def as_dict(self) -> dict:
+        values = asdict(self)
+        values["migrations"] = dict(self.migrations)
+        return values

@@ -1,0 +1,1 @@
+"""Adapters behind small protocols: SQL (SQLite default, PostgreSQL), DynamoDB, publication sources."""

@@ -1,0 +1,468 @@
+"""The SQL store: SQLite (the embedded default) and PostgreSQL, through SQLAlchemy Core.
+
+A candidate aggregate is one row (its approvals and notes as JSON beside `data`), so that reading a
+chunk is one query and a conditional write is one UPDATE ... WHERE revision = :read_revision.
+All SQL is built with bound parameters; nothing from records or config is pasted into statements.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+
+import sqlalchemy as sa
+
+from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.period import Period
+from nvi_batch.storage.protocol import (
+    DEAD_AFTER_ATTEMPTS,
+    Checkpoint,
+    FailureEvent,
+    LedgerEntry,
+    LedgerStatus,
+    WriteResult,
+)
+
+metadata = sa.MetaData()
+
+candidates_table = sa.Table(
+    "nvi_candidates",
+    metadata,
+    sa.Column("identifier", sa.String(64), primary_key=True),
+    sa.Column("period_year", sa.String(4), nullable=True),
+    sa.Column("revision", sa.Integer, nullable=True),
+    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("last_written_at", sa.String(40), nullable=True),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("approvals", sa.Text, nullable=False),
+    sa.Column("notes", sa.Text, nullable=False),
+    sa.Index("ix_nvi_candidates_year", "period_year", "identifier"),
+)
+
+periods_table = sa.Table(
+    "nvi_periods",
+    metadata,
+    sa.Column("year", sa.String(4), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=True),
+    sa.Column("version", sa.String(64), nullable=True),
+    sa.Column("last_written_at", sa.String(40), nullable=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
+
+checkpoints_table = sa.Table(
+    "nvi_checkpoints",
+    metadata,
+    sa.Column("job", sa.String(64), primary_key=True),
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.String(64), nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("saved_at", sa.String(40), nullable=False),
+)
+
+
+def _ledger_columns() -> list[sa.Column]:
+    return [
+        sa.Column("job", sa.String(64), primary_key=True),
+        sa.Column("item_id", sa.String(64), primary_key=True),
+        sa.Column("partition", sa.String(32), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("error_class", sa.String(16), nullable=False),
+        sa.Column("error_type", sa.String(128), nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("first_failed_at", sa.String(40), nullable=False),
+        sa.Column("last_failed_at", sa.String(40), nullable=False),
+        sa.Column("next_attempt_at", sa.String(40), nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("generation", sa.Integer, nullable=False),
+    ]
+
+
+failures_table = sa.Table(
+    "nvi_failures",
+    metadata,
+    *_ledger_columns(),
+    sa.Index("ix_nvi_failures_status", "status", "next_attempt_at"),
+)
+failures_archive_table = sa.Table(
+    "nvi_failures_archive", metadata, *_ledger_columns(), sa.Column("archived_at", sa.String(40))
+)
+
+settings_table = sa.Table(
+    "nvi_settings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=True),
+)
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def shift_instant(instant: str, seconds: float) -> str:
+    moment = dt.datetime.fromisoformat(instant.replace("Z", "+00:00")) + dt.timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: str):
+    """Parse stored JSON; text that does not parse comes back as is, for validation to name."""
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return text
+
+
+def segment_bounds(segment: int, total_segments: int) -> tuple[str, str | None]:
+    """Disjoint identifier ranges over the 16-bit prefix of the UUID space; together they cover all."""
+    if not 0 <= segment < total_segments:
+        raise ValueError(f"segment {segment} is outside 0..{total_segments - 1}")
+    low = "" if segment == 0 else format(segment * 0x10000 // total_segments, "04x")
+    high = None if segment == total_segments - 1 else format((segment + 1) * 0x10000 // total_segments, "04x")
+    return low, high
+
+
+def _lock_condition(table: sa.Table, revision: int | None):
+    return table.c.revision.is_(None) if revision is None else table.c.revision == revision
+
+
+class SqlStore:
+    """CandidateStore, FailureLedger and ControlStore on one SQL database."""
+
+    def __init__(self, url: str, echo: bool = False):
+        self.url = url
+        kwargs: dict = {"echo": echo, "future": True}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"timeout": 30}
+        self.engine = sa.create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+
+    def __repr__(self) -> str:
+        return f"SqlStore({self.engine.url.render_as_string(hide_password=True)})"
+
+    def describe(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def create_schema(self) -> None:
+        metadata.create_all(self.engine, checkfirst=True)
+
+    # -- scans ---------------------------------------------------------------------------------
+    def _year_filter(self, year: str) -> list:
+        return [candidates_table.c.period_year == year]
+
+    def _segment_filter(self, segment: int, total_segments: int) -> list:
+        low, high = segment_bounds(segment, total_segments)
+        where = [candidates_table.c.identifier >= low]
+        if high is not None:
+            where.append(candidates_table.c.identifier < high)
+        return where
+
+    def _id_pages(self, where: list, page_size: int, start_after: str | None) -> Iterator[list[str]]:
+        cursor = start_after
+        while True:
+            query = sa.select(candidates_table.c.identifier).where(*where)
+            if cursor is not None:
+                query = query.where(candidates_table.c.identifier > cursor)
+            query = query.order_by(candidates_table.c.identifier).limit(page_size)
+            with self.engine.connect() as connection:
+                page = list(connection.execute(query).scalars())
+            if not page:
+                return
+            yield page
+            if len(page) < page_size:
+                return
+            cursor = page[-1]
+
+    def _count(self, where: list, start_after: str | None) -> int:
+        query = sa.select(sa.func.count()).select_from(candidates_table).where(*where)
+        if start_after is not None:
+            query = query.where(candidates_table.c.identifier > start_after)
+        with self.engine.connect() as connection:
+            return int(connection.execute(query).scalar_one())
+
+    def candidate_id_pages(self, year: str, page_size: int, start_after: str | None = None):
+        return self._id_pages(self._year_filter(year), page_size, start_after)
+
+    def segment_id_pages(self, segment: int, total_segments: int, page_size: int, start_after: str | None = None):
+        return self._id_pages(self._segment_filter(segment, total_segments), page_size, start_after)
+
+    def count_year(self, year: str, start_after: str | None = None) -> int:
+        return self._count(self._year_filter(year), start_after)
+
+    def count_segment(self, segment: int, total_segments: int, start_after: str | None = None) -> int:
+        return self._count(self._segment_filter(segment, total_segments), start_after)
+
+    # -- candidates ----------------------------------------------------------------------------
+    def read_candidates(self, identifiers: Sequence[str]) -> dict[str, CandidateAggregate]:
+        if not identifiers:
+            return {}
+        query = sa.select(candidates_table).where(candidates_table.c.identifier.in_(list(identifiers)))
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        return {
+            row["identifier"]: CandidateAggregate(
+                identifier=row["identifier"],
+                data=_loads(row["data"]),
+                approvals=_loads(row["approvals"]),
+                notes=_loads(row["notes"]),
+                revision=row["revision"],
+                version=row["version"],
+                last_written_at=row["last_written_at"],
+            )
+            for row in rows
+        }
+
+    def write_candidates(self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None):
+        written, conflicts = [], []
+        staged = []
+        now = utc_now()
+        with self.engine.begin() as connection:
+            for candidate in candidates:
+                new_version = str(uuid.uuid4())
+                new_revision = (candidate.revision or 0) + 1
+                result = connection.execute(
+                    candidates_table.update()
+                    .where(candidates_table.c.identifier == candidate.identifier)
+                    .where(_lock_condition(candidates_table, candidate.revision))
+                    .values(
+                        period_year=candidate.period_year,
+                        revision=new_revision,
+                        version=new_version,
+                        last_written_at=now,
+                        data=_dumps(candidate.data),
+                        approvals=_dumps(candidate.approvals),
+                        notes=_dumps(candidate.notes),
+                    )
+                )
+                if result.rowcount == 1:
+                    written.append(candidate.identifier)
+                    staged.append((candidate, new_revision, new_version))
+                else:
+                    conflicts.append(candidate.identifier)
+            if checkpoint is not None:
+                self._save_checkpoint(connection, checkpoint, now)
+        for candidate, new_revision, new_version in staged:
+            candidate.revision, candidate.version, candidate.last_written_at = new_revision, new_version, now
+        return WriteResult(written=written, conflicts=conflicts)
+
+    def put_candidates(self, candidates: Sequence[CandidateAggregate]) -> None:
+        rows = [
+            {
+                "identifier": c.identifier,
+                "period_year": c.period_year,
+                "revision": c.revision,
+                "version": c.version,
+                "last_written_at": c.last_written_at,
+                "data": _dumps(c.data),
+                "approvals": _dumps(c.approvals),
+                "notes": _dumps(c.notes),
+            }
+            for c in candidates
+        ]
+        if not rows:
+            return
+        ids = [row["identifier"] for row in rows]
+        with self.engine.begin() as connection:
+            connection.execute(candidates_table.delete().where(candidates_table.c.identifier.in_(ids)))
+            connection.execute(candidates_table.insert(), rows)
+
+    # -- periods -------------------------------------------------------------------------------
+    def period_years(self) -> list[str]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(sa.select(periods_table.c.year).order_by(periods_table.c.year)).scalars())
+
+    def read_period(self, year: str) -> Period | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(sa.select(periods_table).where(periods_table.c.year == year)).mappings().first()
+        if row is None:
+            return None
+        return Period(
+            data=_loads(row["data"]),
+            revision=row["revision"],
+            version=row["version"],
+            last_written_at=row["last_written_at"],
+        )
+
+    def write_period(self, period: Period) -> bool:
+        now, new_version, new_revision = utc_now(), str(uuid.uuid4()), (period.revision or 0) + 1
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                periods_table.update()
+                .where(periods_table.c.year == period.year)
+                .where(_lock_condition(periods_table, period.revision))
+                .values(revision=new_revision, version=new_version, last_written_at=now, data=_dumps(period.data))
+            )
+        if result.rowcount != 1:
+            return False
+        period.revision, period.version, period.last_written_at = new_revision, new_version, now
+        return True
+
+    def put_periods(self, periods: Sequence[Period]) -> None:
+        if not periods:
+            return
+        rows = [
+            {
+                "year": p.year,
+                "revision": p.revision,
+                "version": p.version,
+                "last_written_at": p.last_written_at,
+                "data": _dumps(p.data),
+            }
+            for p in periods
+        ]
+        with self.engine.begin() as connection:
+            connection.execute(periods_table.delete().where(periods_table.c.year.in_([r["year"] for r in rows])))
+            connection.execute(periods_table.insert(), rows)
+
+    # -- checkpoints ---------------------------------------------------------------------------
+    def _save_checkpoint(self, connection, checkpoint: Checkpoint, now: str) -> None:
+        key = (checkpoints_table.c.job == checkpoint.job) & (checkpoints_table.c.scope == checkpoint.scope)
+        values = {"cursor": checkpoint.cursor, "run_id": checkpoint.run_id, "saved_at": now}
+        if connection.execute(checkpoints_table.update().where(key).values(**values)).rowcount == 0:
+            connection.execute(checkpoints_table.insert().values(job=checkpoint.job, scope=checkpoint.scope, **values))
+
+    def load_checkpoint(self, job: str, scope: str) -> Checkpoint | None:
+        query = sa.select(checkpoints_table).where(checkpoints_table.c.job == job, checkpoints_table.c.scope == scope)
+        with self.engine.connect() as connection:
+            row = connection.execute(query).mappings().first()
+        return None if row is None else Checkpoint(job, scope, row["cursor"], row["run_id"])
+
+    def clear_checkpoint(self, job: str, scope: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                checkpoints_table.delete().where(checkpoints_table.c.job == job, checkpoints_table.c.scope == scope)
+            )
+
+    # -- failure ledger ------------------------------------------------------------------------
+    def record_failures(self, events: Sequence[FailureEvent], retry_delay_seconds) -> list[LedgerEntry]:
+        entries = []
+        with self.engine.begin() as connection:
+            for event in events:
+                key = (failures_table.c.job == event.job) & (failures_table.c.item_id == event.item_id)
+                row = connection.execute(sa.select(failures_table).where(key)).mappings().first()
+                open_before = row is not None and row["status"] != LedgerStatus.RESOLVED
+                attempts = (row["attempts"] if open_before else 0) + 1
+                status = LedgerStatus.DEAD if attempts >= DEAD_AFTER_ATTEMPTS else LedgerStatus.RETRY_PENDING
+                values = {
+                    "partition": event.partition,
+                    "attempts": attempts,
+                    "error_class": event.error_class,
+                    "error_type": event.error_type,
+                    "message": event.message,
+                    "run_id": event.run_id,
+                    "first_failed_at": row["first_failed_at"] if open_before else event.failed_at,
+                    "last_failed_at": event.failed_at,
+                    "next_attempt_at": shift_instant(event.failed_at, retry_delay_seconds(attempts)),
+                    "status": status,
+                    "generation": row["generation"] if row is not None else 0,
+                }
+                if row is None:
+                    connection.execute(failures_table.insert().values(job=event.job, item_id=event.item_id, **values))
+                else:
+                    connection.execute(failures_table.update().where(key).values(**values))
+                entries.append(LedgerEntry(job=event.job, item_id=event.item_id, **values))
+        return entries
+
+    def resolve_items(self, job: str, item_ids: Sequence[str]) -> int:
+        if not item_ids:
+            return 0
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                failures_table.update()
+                .where(failures_table.c.job == job)
+                .where(failures_table.c.item_id.in_(list(item_ids)))
+                .where(failures_table.c.status != LedgerStatus.RESOLVED)
+                .values(status=LedgerStatus.RESOLVED)
+            )
+        return result.rowcount
+
+    def failures(self, job=None, partition=None, status=None, item_ids=None, limit: int = 1000) -> list[LedgerEntry]:
+        query = sa.select(failures_table)
+        if job is not None:
+            query = query.where(failures_table.c.job == job)
+        if partition is not None:
+            query = query.where(failures_table.c.partition == partition)
+        if status is not None:
+            query = query.where(failures_table.c.status == status)
+        if item_ids is not None:
+            query = query.where(failures_table.c.item_id.in_(list(item_ids)))
+        query = query.order_by(failures_table.c.last_failed_at.desc(), failures_table.c.item_id).limit(limit)
+        with self.engine.connect() as connection:
+            return [LedgerEntry(**row) for row in connection.execute(query).mappings()]
+
+    def due_retries(self, now: str, limit: int = 1000) -> list[LedgerEntry]:
+        query = (
+            sa.select(failures_table)
+            .where(failures_table.c.status == LedgerStatus.RETRY_PENDING)
+            .where(failures_table.c.next_attempt_at <= now)
+            .order_by(failures_table.c.next_attempt_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [LedgerEntry(**row) for row in connection.execute(query).mappings()]
+
+    def redrive(self, job: str, partition: str | None = None, item_ids: Sequence[str] | None = None) -> int:
+        query = (
+            failures_table.update()
+            .where(failures_table.c.job == job)
+            .where(failures_table.c.status == LedgerStatus.DEAD)
+            .values(status=LedgerStatus.REDRIVEN, attempts=0, generation=failures_table.c.generation + 1)
+        )
+        if partition is not None:
+            query = query.where(failures_table.c.partition == partition)
+        if item_ids is not None:
+            query = query.where(failures_table.c.item_id.in_(list(item_ids)))
+        with self.engine.begin() as connection:
+            return connection.execute(query).rowcount
+
+    def archive_failures(self, older_than: str) -> int:
+        archivable = (failures_table.c.status == LedgerStatus.RESOLVED) | (
+            (failures_table.c.status == LedgerStatus.DEAD) & (failures_table.c.last_failed_at < older_than)
+        )
+        now = utc_now()
+        with self.engine.begin() as connection:
+            rows = connection.execute(sa.select(failures_table).where(archivable)).mappings().all()
+            if rows:
+                keys = [(row["job"], row["item_id"]) for row in rows]
+                connection.execute(
+                    failures_archive_table.delete().where(
+                        sa.tuple_(failures_archive_table.c.job, failures_archive_table.c.item_id).in_(keys)
+                    )
+                )
+                connection.execute(failures_archive_table.insert(), [{**row, "archived_at": now} for row in rows])
+                connection.execute(
+                    failures_table.delete().where(sa.tuple_(failures_table.c.job, failures_table.c.item_id).in_(keys))
+                )
+        return len(rows)
+
+    # -- settings (kill switch, alert routing) -------------------------------------------------
+    def get_setting(self, name: str) -> str | None:
+        with self.engine.connect() as connection:
+            return connection.execute(
+                sa.select(settings_table.c.value).where(settings_table.c.name == name)
+            ).scalar_one_or_none()
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(settings_table.delete().where(settings_table.c.name == name))
+            if value is not None:
+                connection.execute(settings_table.insert().values(name=name, value=value))
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets a reader (the UI, a check) run beside the writing job; NORMAL sync is safe under WAL."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
