@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import os
 import sys
@@ -12,6 +13,9 @@ from collections.abc import Iterable, Iterator
 from nvi_batch.demo_data import demo_candidates, demo_periods
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.storage.sql import SqlStore
+
+# Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
+COMMAND_MODULES: list[str] = []
 
 SEED_BATCH = 2000
 DEMO_CANDIDATES = 3000
@@ -131,6 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="seed if empty, refresh one year through Dagster, print a summary")
     demo.add_argument("--year", default=DEMO_YEAR)
     demo.set_defaults(handler=cmd_demo)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(commands)
     return parser
 
 

@@ -1,13 +1,11 @@
-"""The one Definitions object the code location loads."""
+"""The one Definitions object the code location loads: each area of defs/ contributes its own."""
 
 import dagster as dg
 
-from nvi_batch.defs.assets import candidates, periods
-from nvi_batch.defs.jobs import refresh_candidates_job, refresh_periods_job
+from nvi_batch.defs import candidates as candidate_defs
 from nvi_batch.defs.resources import resources_for_deployment
 
-defs = dg.Definitions(
-    assets=[periods, candidates],
-    jobs=[refresh_candidates_job, refresh_periods_job],
-    resources=resources_for_deployment(),
+defs = dg.Definitions.merge(
+    candidate_defs.defs,
+    dg.Definitions(resources=resources_for_deployment()),
 )

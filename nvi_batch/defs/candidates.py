@@ -1,5 +1,4 @@
-"""The year-partitioned assets: periods and candidates of a reporting year."""
-
+"""The year-partitioned assets periods and candidates, and the jobs that refresh them."""
 
 import dagster as dg
 
@@ -49,3 +48,20 @@ def candidates(
     metadata = report_metadata(report, item_count=store.count_year(year))
     fail_if_stopped(report, metadata)
     return dg.MaterializeResult(metadata=metadata)
+
+
+refresh_candidates_job = dg.define_asset_job(
+    "refresh_candidates_job",
+    selection=[candidates],
+    partitions_def=reporting_year_partitions,
+    description="REFRESH_CANDIDATES for one reporting year.",
+)
+
+refresh_periods_job = dg.define_asset_job(
+    "refresh_periods_job",
+    selection=[periods],
+    partitions_def=reporting_year_partitions,
+    description="REFRESH_PERIODS for one reporting year.",
+)
+
+defs = dg.Definitions(assets=[periods, candidates], jobs=[refresh_candidates_job, refresh_periods_job])
