@@ -98,6 +98,28 @@ settings_table = sa.Table(
 )
 
 
+def _candidate_update(lock_condition) -> sa.Update:
+    """Built once: the conditional write-back, with every value a bound parameter."""
+    c = candidates_table.c
+    return (
+        candidates_table.update()
+        .where(c.identifier == sa.bindparam("b_identifier"), lock_condition)
+        .values(
+            period_year=sa.bindparam("b_period_year"),
+            revision=sa.bindparam("b_revision"),
+            version=sa.bindparam("b_version"),
+            last_written_at=sa.bindparam("b_last_written_at"),
+            data=sa.bindparam("b_data"),
+            approvals=sa.bindparam("b_approvals"),
+            notes=sa.bindparam("b_notes"),
+        )
+    )
+
+
+_UPDATE_CANDIDATE = _candidate_update(candidates_table.c.revision == sa.bindparam("b_read_revision"))
+_UPDATE_UNLOCKED_CANDIDATE = _candidate_update(candidates_table.c.revision.is_(None))
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -230,26 +252,27 @@ class SqlStore:
             for candidate in candidates:
                 new_version = str(uuid.uuid4())
                 new_revision = (candidate.revision or 0) + 1
+                statement = _UPDATE_UNLOCKED_CANDIDATE if candidate.revision is None else _UPDATE_CANDIDATE
                 result = connection.execute(
-                    candidates_table.update()
-                    .where(candidates_table.c.identifier == candidate.identifier)
-                    .where(_lock_condition(candidates_table, candidate.revision))
-                    .values(
-                        period_year=candidate.period_year,
-                        revision=new_revision,
-                        version=new_version,
-                        last_written_at=now,
-                        data=_dumps(candidate.data),
-                        approvals=_dumps(candidate.approvals),
-                        notes=_dumps(candidate.notes),
-                    )
+                    statement,
+                    {
+                        "b_identifier": candidate.identifier,
+                        "b_read_revision": candidate.revision,
+                        "b_period_year": candidate.period_year,
+                        "b_revision": new_revision,
+                        "b_version": new_version,
+                        "b_last_written_at": now,
+                        "b_data": _dumps(candidate.data),
+                        "b_approvals": _dumps(candidate.approvals),
+                        "b_notes": _dumps(candidate.notes),
+                    },
                 )
                 if result.rowcount == 1:
                     written.append(candidate.identifier)
                     staged.append((candidate, new_revision, new_version))
                 else:
                     conflicts.append(candidate.identifier)
-            if checkpoint is not None:
+            if checkpoint is not None and not conflicts:
                 self._save_checkpoint(connection, checkpoint, now)
         for candidate, new_revision, new_version in staged:
             candidate.revision, candidate.version, candidate.last_written_at = new_revision, new_version, now

@@ -1,0 +1,41 @@
+"""The code location loads, and a partitioned materialization records its counters on a real instance."""
+
+import dagster as dg
+
+from nvi_batch.cli import register_partitions, seed_store
+from nvi_batch.defs.candidates import candidates, periods
+from nvi_batch.defs.partitions import reporting_year_partitions
+from nvi_batch.defs.resources import SqlStoreResource
+from nvi_batch.definitions import defs
+
+
+def test_definitions_load_with_the_jobs_users_launch():
+    dg.Definitions.validate_loadable(defs)
+    for name in ("refresh_candidates_job", "refresh_periods_job"):
+        assert defs.resolve_job_def(name).partitions_def == reporting_year_partitions
+
+
+def test_a_year_materializes_with_its_counters_on_a_real_instance(tmp_path, dagster_home):
+    resource = SqlStoreResource(database_url=f"sqlite:///{tmp_path / 'nvi.sqlite'}")
+    store = resource.open()
+    seed_store(store, 400, seed=5)
+    assert register_partitions(store) == store.period_years()
+    year_size = store.count_year("2025")
+
+    with dg.DagsterInstance.get() as instance:
+        result = dg.materialize(
+            [periods, candidates], partition_key="2025", instance=instance, resources={"nvi_store": resource}
+        )
+        assert result.success
+        record = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("candidates"), asset_partitions=["2025"]), limit=1
+        ).records[0]
+        metadata = record.asset_materialization.metadata
+        run = instance.get_run_by_id(result.run_id)
+
+    assert metadata["item_count"].value == year_size
+    assert metadata["read"].value == metadata["written"].value == year_size
+    assert metadata["skipped"].value == metadata["dead"].value == metadata["left_to_do"].value == 0
+    assert metadata["items_per_second"].value > 0 and metadata["duration_seconds"].value > 0
+    assert metadata["batch_status"].value == "COMPLETED"
+    assert run.tags["nvi/batch_status"] == "COMPLETED"
