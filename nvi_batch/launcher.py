@@ -179,7 +179,9 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
         super().__init__()
         self._inst_data = inst_data
         if heavy_target not in HEAVY_TARGETS:
-            raise _config_error("heavy_target", f"must be one of {', '.join(HEAVY_TARGETS)}, got {heavy_target!r}")
+            raise _config_error(
+                "heavy_target", f"must be one of {', '.join(HEAVY_TARGETS)}, got {heavy_target!r}"
+            )
         if heavy_item_threshold <= 0:
             raise _config_error(
                 "heavy_item_threshold", f"must be a positive number of items, got {heavy_item_threshold}"
@@ -194,7 +196,10 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
         self._ecs_resource_tags: dict[str, str] = {}
         if ecs is not None:
             ecs_config = dict(ecs)
-            self._ecs_resource_tags = {"ecs/cpu": ecs_config.pop("cpu"), "ecs/memory": ecs_config.pop("memory")}
+            self._ecs_resource_tags = {
+                "ecs/cpu": ecs_config.pop("cpu"),
+                "ecs/memory": ecs_config.pop("memory"),
+            }
             self._launchers[ECS] = EcsRunLauncher(**ecs_config)
         if batch is not None:
             self._launchers[BATCH] = BatchRunLauncher(**batch)
@@ -206,9 +211,7 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
     @classmethod
     def config_type(cls) -> dict[str, dg.Field]:
         return {
-            "heavy_target": dg.Field(
-                dg.StringSource, description="Where heavy runs go: `ecs` or `batch`."
-            ),
+            "heavy_target": dg.Field(dg.StringSource, description="Where heavy runs go: `ecs` or `batch`."),
             "heavy_item_threshold": dg.Field(
                 dg.IntSource,
                 default_value=DEFAULT_HEAVY_ITEM_THRESHOLD,
@@ -246,7 +249,7 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
 
     def launch_run(self, context: LaunchRunContext) -> None:
         run = context.dagster_run
-        target, reason = self._route(run)
+        target, reason = self.route(run)
         launcher = self._launcher(target)
         tags = {LAUNCHER_TAG: target, REASON_TAG: reason}
         if target == ECS:
@@ -263,8 +266,8 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
         tagged_run = self._instance.get_run_by_id(run.run_id)
         launcher.launch_run(context._replace(dagster_run=tagged_run))
 
-    def _route(self, run: DagsterRun) -> tuple[str, str]:
-        """Which launcher starts this run, and why."""
+    def route(self, run: DagsterRun) -> tuple[str, str]:
+        """Which launcher starts this run (`local`, `ecs` or `batch`), and why, in words."""
         if LAUNCHER_TAG in run.tags:
             return run.tags[LAUNCHER_TAG], f"run tag {LAUNCHER_TAG}={run.tags[LAUNCHER_TAG]}"
         partition = run.tags.get(PARTITION_NAME_TAG)
@@ -272,7 +275,10 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
             return LOCAL, "the run has no partition"
         item_count = self._last_item_count(partition)
         if item_count is None:
-            return LOCAL, f"partition {partition} has no {SIZE_METADATA_KEY} on a {SIZE_ASSET_KEY.to_user_string()} materialization"
+            return (
+                LOCAL,
+                f"partition {partition} has no {SIZE_METADATA_KEY} on a {SIZE_ASSET_KEY.to_user_string()} materialization",
+            )
         if item_count > self.heavy_item_threshold:
             return self.heavy_target, (
                 f"partition {partition} last counted {item_count} items,"
@@ -324,7 +330,9 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
     @property
     def supports_resume_run(self) -> bool:
         # Local runs never need resuming: they always report RUNNING to run monitoring.
-        return all(launcher.supports_resume_run for target, launcher in self._launchers.items() if target != LOCAL)
+        return all(
+            launcher.supports_resume_run for target, launcher in self._launchers.items() if target != LOCAL
+        )
 
     def resume_run(self, context: ResumeRunContext) -> None:
         self._launcher_of(context.dagster_run).resume_run(context)
