@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from nvi_batch.defs.checks import candidate_check_specs, every_item_accounted_for, no_dead_letters, period_consistent
 from nvi_batch.defs.config import RefreshCandidatesConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
@@ -32,6 +33,7 @@ def periods(context: dg.AssetExecutionContext, nvi_store: NviStoreResource) -> d
 @dg.asset(
     partitions_def=reporting_year_partitions,
     deps=[periods],
+    check_specs=candidate_check_specs,
     group_name="nvi",
     kinds={"python"},
     description=(
@@ -47,7 +49,15 @@ def candidates(
     report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES, config)
     metadata = report_metadata(report, item_count=store.count_year(year))
     fail_if_stopped(report, metadata)
-    return dg.MaterializeResult(metadata=metadata)
+    full_year = not (config.item_ids or config.max_items or report.resumed_from)
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            every_item_accounted_for(report, store, REFRESH_CANDIDATES, year, full_year),
+            no_dead_letters(store, year),
+            period_consistent(store, year),
+        ],
+    )
 
 
 refresh_candidates_job = dg.define_asset_job(

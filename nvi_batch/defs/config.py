@@ -20,6 +20,9 @@ class StepConfig(dg.Config):
     item_ids: list[str] | None = Field(
         default=None, description="Process only these candidates (retries, redrives); no checkpoint."
     )
+    retry_after_seconds: float = Field(
+        default=300.0, ge=0, description="A failed item's next run is due after this, doubling per attempt (max 1 h)."
+    )
 
 
 class RefreshCandidatesConfig(StepConfig):

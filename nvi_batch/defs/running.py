@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from nvi_batch.engine.control import StopControl
+from nvi_batch.engine.resilience import RetryPolicy
 from nvi_batch.engine.scans import IdListScan, Scan, YearScan
 from nvi_batch.engine.step import Processor, StepReport, StepSettings, run_candidate_step
 
@@ -55,6 +56,7 @@ def run_step(
         dry_run=dry_run,
         force=config.force,
         run_id=context.run_id,
+        retry=RetryPolicy(cross_run_base_seconds=config.retry_after_seconds),
     )
     control = StopControl(store, config.max_runtime_seconds)
     context.instance.add_run_tags(context.run_id, {BATCH_STATUS_TAG: BatchStatus.PROCESSING})

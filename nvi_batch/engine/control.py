@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from nvi_batch.storage.protocol import ControlStore
 
 PAUSED_SETTING = "processing_paused"
+ALERT_WEBHOOK_SETTING = "alert_webhook_url"
 
 
 def processing_enabled_by_env() -> bool:

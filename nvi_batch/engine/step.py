@@ -182,10 +182,22 @@ class _StepRunner:
         }
 
     def _store_call(self, call, counters: StepCounters):
+        """A store call that still fails after its retries means the store is down: stop the run cleanly."""
+
         def count_retry():
             counters.retries += 1
 
-        return call_resiliently(call, self.settings.retry, self.store_breaker, count_retry, self.sleep)
+        try:
+            return call_resiliently(call, self.settings.retry, self.store_breaker, count_retry, self.sleep)
+        except DependencyUnavailable:
+            raise
+        except Exception as error:
+            classified = classify(error)
+            if not classified.transient:
+                raise
+            raise DependencyUnavailable(
+                f"store failed {self.settings.retry.max_attempts} times in a row: {classified.message}"
+            ) from error
 
     def _process(self, candidate: CandidateAggregate, counters: StepCounters):
         """Validate and process one candidate; returns (changes or None) or raises the item's error."""

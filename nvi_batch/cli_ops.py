@@ -1,0 +1,167 @@
+"""Operator commands: see failures, redrive dead letters, pause and resume, the status of a batch."""
+
+from __future__ import annotations
+
+import getpass
+import json
+
+from nvi_batch.cli import CliError, open_store
+from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, PAUSED_SETTING, pause_reason
+from nvi_batch.storage.protocol import LedgerStatus
+
+PARTITION_TAG = "dagster/partition"
+BATCH_STATUS_TAG = "nvi/batch_status"
+
+
+def cmd_failures(args) -> int:
+    store = open_store(args)
+    entries = store.failures(job=args.job, partition=args.year, status=args.status, limit=args.limit)
+    if args.json:
+        print(json.dumps([entry.__dict__ for entry in entries], indent=2))
+        return 0
+    if not entries:
+        print("no failures match")
+        return 0
+    print(f"{'job':<28} {'partition':<20} {'item':<36} {'status':<13} {'tries':>5}  last failure              error")
+    for e in entries:
+        print(f"{e.job:<28} {e.partition:<20} {e.item_id:<36} {e.status:<13} {e.attempts:>5}  {e.last_failed_at:<24}  "
+              f"{e.error_type}: {e.message}")
+    return 0
+
+
+def cmd_redrive(args) -> int:
+    store = open_store(args)
+    ids = [i.strip() for i in args.ids.split(",")] if args.ids else None
+    count = store.redrive(args.job, args.year, ids)
+    print(f"redrove {count} dead items of {args.job}; redrive_sensor launches their runs")
+    return 0
+
+
+def cmd_pause(args) -> int:
+    store = open_store(args)
+    store.set_setting(PAUSED_SETTING, f"{args.reason} (by {getpass.getuser()})")
+    print(f"processing paused: running jobs stop at their next chunk boundary; sensors and schedules "
+          f"request nothing until `nvi-batch resume`")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    store = open_store(args)
+    store.set_setting(PAUSED_SETTING, None)
+    still = pause_reason(store)
+    print(f"resumed{f', but still stopped by {still}' if still else ''}")
+    return 0
+
+
+def cmd_alerts(args) -> int:
+    store = open_store(args)
+    if args.clear:
+        store.set_setting(ALERT_WEBHOOK_SETTING, None)
+        print("alert webhook cleared (NVI_ALERT_WEBHOOK_URL applies, if set)")
+    elif args.webhook:
+        if not args.webhook.startswith(("http://", "https://")):
+            raise CliError("--webhook: must be an http:// or https:// URL")
+        store.set_setting(ALERT_WEBHOOK_SETTING, args.webhook)
+        print("alert webhook set; the alert sensor uses it from its next tick")
+    else:
+        configured = store.get_setting(ALERT_WEBHOOK_SETTING)
+        print("alert webhook: " + ("set in the store (not shown)" if configured else "not set in the store"))
+    return 0
+
+
+def batch_status_of(run) -> str:
+    """The batch words of the old service for a Dagster run."""
+    import dagster as dg
+
+    if run.status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING):
+        return "PENDING"
+    if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING):
+        return "PROCESSING"
+    if run.status == dg.DagsterRunStatus.SUCCESS:
+        return run.tags.get(BATCH_STATUS_TAG, "COMPLETED")
+    return "FAILED"
+
+
+def _step_metadata(records) -> dict:
+    """Counter metadata per step: from its materialization, else its failure, else its output."""
+    from dagster._core.events import DagsterEventType
+
+    priority = {DagsterEventType.ASSET_MATERIALIZATION: 0, DagsterEventType.STEP_FAILURE: 1,
+                DagsterEventType.STEP_OUTPUT: 2}
+    found = {}
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        data = event.event_specific_data
+        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            metadata = data.materialization.metadata
+        elif event.event_type == DagsterEventType.STEP_FAILURE:
+            metadata = data.user_failure_data.metadata if data.user_failure_data else {}
+        else:
+            metadata = data.metadata or {}
+        rank = priority[event.event_type]
+        if "read" in metadata and rank < found.get(event.step_key, (99, None))[0]:
+            found[event.step_key] = (rank, metadata)
+    return {step: metadata for step, (_, metadata) in found.items()}
+
+
+def cmd_status(args) -> int:
+    import dagster as dg
+    from dagster._core.events import DagsterEventType
+
+    store = open_store(args)
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(args.run_id)
+        if run is None:
+            raise CliError(f"run_id: no run {args.run_id} on the instance in DAGSTER_HOME")
+        records = instance.get_records_for_run(
+            args.run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.STEP_OUTPUT,
+                                  DagsterEventType.STEP_FAILURE}
+        ).records
+    counters = {}
+    for metadata in _step_metadata(records).values():
+        for name in ("read", "written", "filtered", "skipped", "dead", "left_to_do", "conflicts"):
+            if name in metadata:
+                counters[name] = counters.get(name, 0) + metadata[name].value
+    failed = [e for e in store.failures(limit=10_000)
+              if e.run_id == args.run_id and e.status in (LedgerStatus.RETRY_PENDING, LedgerStatus.DEAD)]
+    print(f"{args.run_id}: {batch_status_of(run)}")
+    print(f"  job {run.job_name}, partition {run.tags.get(PARTITION_TAG, '-')}, Dagster status {run.status.value}")
+    if counters:
+        print("  " + "  ".join(f"{name} {value}" for name, value in counters.items()))
+    for entry in failed[: args.limit]:
+        print(f"  failed {entry.item_id} [{entry.status}, {entry.attempts} tries] {entry.error_type}: {entry.message}")
+    return 0
+
+
+def register(commands) -> None:
+    failures = commands.add_parser("failures", help="print the failure ledger")
+    failures.add_argument("--job", help="e.g. REFRESH_CANDIDATES")
+    failures.add_argument("--year", help="partition: a year, a segment or legacy-queue")
+    failures.add_argument("--status", choices=LedgerStatus.ALL)
+    failures.add_argument("--limit", type=int, default=100)
+    failures.add_argument("--json", action="store_true")
+    failures.set_defaults(handler=cmd_failures)
+
+    redrive = commands.add_parser("redrive", help="send dead items round again")
+    redrive.add_argument("--job", required=True)
+    redrive.add_argument("--year")
+    redrive.add_argument("--ids", help="comma-separated item ids")
+    redrive.set_defaults(handler=cmd_redrive)
+
+    pause = commands.add_parser("pause", help="stop processing at the next chunk boundary, everywhere")
+    pause.add_argument("--reason", default="paused by an operator")
+    pause.set_defaults(handler=cmd_pause)
+
+    resume = commands.add_parser("resume", help="undo pause")
+    resume.set_defaults(handler=cmd_resume)
+
+    alerts = commands.add_parser("alerts", help="route alerts to a webhook without a redeploy")
+    alerts.add_argument("--webhook")
+    alerts.add_argument("--clear", action="store_true")
+    alerts.set_defaults(handler=cmd_alerts)
+
+    status = commands.add_parser("status", help="PENDING / PROCESSING / COMPLETED / FAILED / PARTIALLY_COMPLETED")
+    status.add_argument("run_id")
+    status.add_argument("--limit", type=int, default=20)
+    status.set_defaults(handler=cmd_status)
+

@@ -1,0 +1,101 @@
+"""Asset checks of a candidates year, computed in the materializing run so they carry its partition.
+
+Which ones block downstream assets, and why:
+- `every_item_accounted_for` blocks: if items went missing, nothing built on the year can be trusted.
+- `period_consistent` blocks: reports and reportability are defined by the period; without a sound
+  one they are wrong.
+- `no_dead_letters` does not block: dead items are known, listed with their errors and redrivable;
+  holding back a whole year's report for one bad record is the failure mode of the system we replace.
+"""
+
+import dagster as dg
+
+from nvi_batch.domain.errors import MalformedRecord
+from nvi_batch.domain.period import validate_period
+from nvi_batch.engine.step import StepReport
+from nvi_batch.storage.protocol import LedgerStatus
+
+CANDIDATES = dg.AssetKey("candidates")
+DEAD_ITEMS_SHOWN = 50
+
+candidate_check_specs = [
+    dg.AssetCheckSpec("every_item_accounted_for", asset=CANDIDATES, blocking=True,
+                      description="in scope = written + filtered + skipped + dead + left to do, and the ledger "
+                                  "holds every failed item of the run"),
+    dg.AssetCheckSpec("no_dead_letters", asset=CANDIDATES,
+                      description="no item of the year is dead in the failure ledger"),
+    dg.AssetCheckSpec("period_consistent", asset=CANDIDATES, blocking=True,
+                      description="the year's period exists, is valid and belongs to the year"),
+]
+
+
+def every_item_accounted_for(report: StepReport, store, job: str, year: str, full_year: bool) -> dg.AssetCheckResult:
+    counters = report.counters
+    in_ledger = store.failures(job=job, item_ids=report.failed_ids) if report.failed_ids else []
+    missing_from_ledger = sorted(set(report.failed_ids) - {entry.item_id for entry in in_ledger})
+    year_count = store.count_year(year)
+    problems = []
+    if not counters.accounted_for():
+        problems.append("counters do not add up")
+    if counters.skipped + counters.dead != len(report.failed_ids):
+        problems.append("failed items counted differ from failed items recorded")
+    if missing_from_ledger:
+        problems.append(f"{len(missing_from_ledger)} failed items are not in the ledger")
+    if full_year and counters.read + counters.left_to_do != year_count:
+        problems.append(f"the year holds {year_count} candidates but the run accounted for "
+                        f"{counters.read + counters.left_to_do}")
+    return dg.AssetCheckResult(
+        check_name="every_item_accounted_for",
+        asset_key=CANDIDATES,
+        passed=not problems,
+        description="; ".join(problems) or "every item is written, filtered, skipped, dead or left to do",
+        metadata={
+            "in_scope": counters.in_scope,
+            "written": counters.written,
+            "filtered": counters.filtered,
+            "skipped": counters.skipped,
+            "dead": counters.dead,
+            "left_to_do": counters.left_to_do,
+            "year_count": year_count,
+            "missing_from_ledger": dg.MetadataValue.json(missing_from_ledger[:DEAD_ITEMS_SHOWN]),
+        },
+    )
+
+
+def no_dead_letters(store, year: str) -> dg.AssetCheckResult:
+    dead = store.failures(partition=year, status=LedgerStatus.DEAD, limit=DEAD_ITEMS_SHOWN + 1)
+    return dg.AssetCheckResult(
+        check_name="no_dead_letters",
+        asset_key=CANDIDATES,
+        passed=not dead,
+        description=(f"{len(dead)}{'+' if len(dead) > DEAD_ITEMS_SHOWN else ''} dead items: "
+                     "`nvi-batch failures --status dead`, then `nvi-batch redrive`") if dead else "no dead items",
+        metadata={
+            "dead_items": dg.MetadataValue.json(
+                [{"job": e.job, "id": e.item_id, "attempts": e.attempts, "error": f"{e.error_type}: {e.message}"}
+                 for e in dead[:DEAD_ITEMS_SHOWN]]
+            ),
+        },
+    )
+
+
+def period_consistent(store, year: str) -> dg.AssetCheckResult:
+    period = store.read_period(year)
+    problem = None
+    if period is None:
+        problem = f"no period for {year}"
+    else:
+        try:
+            validate_period(period)
+            if period.year != year:
+                problem = f"the period stored for {year} says publishingYear {period.year}"
+        except MalformedRecord as error:
+            problem = str(error)
+    return dg.AssetCheckResult(
+        check_name="period_consistent",
+        asset_key=CANDIDATES,
+        passed=problem is None,
+        description=problem or f"period {year} exists and is valid",
+        metadata={} if period is None else {"startDate": str(period.data.get("startDate")),
+                                            "reportingDate": str(period.data.get("reportingDate"))},
+    )
