@@ -1,6 +1,7 @@
 """Real parts for launcher tests: a throwaway PostgreSQL database and moto's AWS over HTTP."""
 
 import json
+import logging
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -16,10 +17,11 @@ from nvi_batch_tests.backends import throwaway_postgres_database
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = REPO_ROOT / "deploy"
 REGION = "eu-west-1"
-CLUSTER = "nvi-batch"
-TASK_DEFINITION = "nvi-batch-run"
-JOB_QUEUE = "nvi-batch-heavy"
-JOB_DEFINITION = "nvi-batch-run"
+# Apart from the names in deploy/, which the deploy tests register on the same moto.
+CLUSTER = "nvi-batch-test"
+TASK_DEFINITION = "nvi-batch-test-run"
+JOB_QUEUE = "nvi-batch-test-heavy"
+JOB_DEFINITION = "nvi-batch-test-run"
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +46,19 @@ class AwsStandIn:
     endpoint_url: str
 
     def client(self, service: str):
-        return boto3.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
+        return boto3.client(
+            service,
+            region_name=REGION,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
 
-@pytest.fixture(scope="module")
-def aws() -> Iterator[AwsStandIn]:
-    """moto over HTTP on a free port; every boto3 client of the process points at it meanwhile."""
+@pytest.fixture(scope="session")
+def moto_heavy_targets() -> Iterator[AwsStandIn]:
+    """moto over HTTP on a free port, with the heavy targets created once for the session."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a log line per request otherwise
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -57,25 +66,30 @@ def aws() -> Iterator[AwsStandIn]:
     server.start()
     stand_in = AwsStandIn(endpoint_url=f"http://127.0.0.1:{port}")
     try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("AWS_ACCESS_KEY_ID", "testing")
-            env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-            env.delenv("AWS_SESSION_TOKEN", raising=False)
-            env.delenv("AWS_PROFILE", raising=False)
-            env.setenv("AWS_DEFAULT_REGION", REGION)
-            env.setenv("AWS_ENDPOINT_URL", stand_in.endpoint_url)
-            _moto_api(stand_in, "reset", None)
-            # Batch jobs finish at once instead of starting Docker; ECS tasks stay RUNNING until stopped.
-            _moto_api(stand_in, "config", {"batch": {"use_docker": False}})
-            _moto_api(
-                stand_in,
-                "state-manager/set-transition",
-                {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10_000}},
-            )
-            _create_heavy_targets(stand_in)
-            yield stand_in
+        # Batch jobs finish at once instead of starting Docker; ECS tasks stay RUNNING until stopped.
+        _moto_api(stand_in, "config", {"batch": {"use_docker": False}})
+        _moto_api(
+            stand_in,
+            "state-manager/set-transition",
+            {"model_name": "ecs::task", "transition": {"progression": "manual", "times": 10_000}},
+        )
+        _create_heavy_targets(stand_in)
+        yield stand_in
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def aws(moto_heavy_targets) -> Iterator[AwsStandIn]:
+    """moto, with every boto3 client of the process pointed at it while the module runs."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.delenv("AWS_SESSION_TOKEN", raising=False)
+        env.delenv("AWS_PROFILE", raising=False)
+        env.setenv("AWS_DEFAULT_REGION", REGION)
+        env.setenv("AWS_ENDPOINT_URL", moto_heavy_targets.endpoint_url)
+        yield moto_heavy_targets
 
 
 def _moto_api(aws: AwsStandIn, path: str, body: dict | None) -> None:
@@ -93,12 +107,12 @@ def _create_heavy_targets(aws: AwsStandIn) -> None:
         containerDefinitions=[{"name": "run", "image": "nvi-batch:test", "cpu": 1024, "memory": 4096}],
     )
 
-    role_arn = aws.client("iam").create_role(RoleName="nvi-batch-service", AssumeRolePolicyDocument="{}")[
-        "Role"
-    ]["Arn"]
+    role_arn = aws.client("iam").create_role(
+        RoleName="nvi-batch-test-service", AssumeRolePolicyDocument="{}"
+    )["Role"]["Arn"]
     batch = aws.client("batch")
     environment = batch.create_compute_environment(
-        computeEnvironmentName="nvi-batch", type="UNMANAGED", state="ENABLED", serviceRole=role_arn
+        computeEnvironmentName="nvi-batch-test", type="UNMANAGED", state="ENABLED", serviceRole=role_arn
     )
     batch.create_job_queue(
         jobQueueName=JOB_QUEUE,
