@@ -10,21 +10,23 @@ Which ones block downstream assets, and why:
 
 import dagster as dg
 
+from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.period import validate_period
 from nvi_batch.engine.step import StepReport
 from nvi_batch.storage.protocol import LedgerStatus
 
 CANDIDATES = dg.AssetKey("candidates")
+# The checks are partitioned like their asset, so every evaluation names its year.
 DEAD_ITEMS_SHOWN = 50
 
 candidate_check_specs = [
-    dg.AssetCheckSpec("every_item_accounted_for", asset=CANDIDATES, blocking=True,
+    dg.AssetCheckSpec("every_item_accounted_for", asset=CANDIDATES, blocking=True, partitions_def=reporting_year_partitions,
                       description="in scope = written + filtered + skipped + dead + left to do, and the ledger "
                                   "holds every failed item of the run"),
-    dg.AssetCheckSpec("no_dead_letters", asset=CANDIDATES,
+    dg.AssetCheckSpec("no_dead_letters", asset=CANDIDATES, partitions_def=reporting_year_partitions,
                       description="no item of the year is dead in the failure ledger"),
-    dg.AssetCheckSpec("period_consistent", asset=CANDIDATES, blocking=True,
+    dg.AssetCheckSpec("period_consistent", asset=CANDIDATES, blocking=True, partitions_def=reporting_year_partitions,
                       description="the year's period exists, is valid and belongs to the year"),
 ]
 
