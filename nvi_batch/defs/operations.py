@@ -119,7 +119,7 @@ def legacy_queue_redrive_sensor(context: dg.SensorEvaluationContext, nvi_store: 
     if not legacy_queue.queue_url:
         return dg.SkipReason("no legacy queue configured (NVI_LEGACY_DLQ_URL)")
     drained = drain_legacy_queue(store, legacy_queue.queue_url, legacy_queue.region_name,
-                                 legacy_queue.endpoint_url or None, run_id=f"sensor:{context.sensor_name}")
+                                 legacy_queue.endpoint_url or None, run_id="legacy_queue_redrive_sensor")
     return dg.SkipReason(
         f"recorded {drained.recorded} work items in the ledger (partition {LEGACY_QUEUE_PARTITION}); "
         f"left {drained.refused} unreadable messages in the queue"
