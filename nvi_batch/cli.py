@@ -15,7 +15,7 @@ from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.storage.sql import SqlStore
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["nvi_batch.cli_start"]
 
 SEED_BATCH = 2000
 DEMO_CANDIDATES = 3000
@@ -77,6 +77,13 @@ def cmd_seed(args) -> int:
     store = open_store(args)
     started = time.monotonic()
     seed_store(store, args.count, args.seed)
+    if args.publications:
+        from nvi_batch.defs.resources import local_publications
+        from nvi_batch.storage.publications import LocalPublicationSource, write_documents
+
+        folder = local_publications(args.data_dir).folder
+        written = write_documents(LocalPublicationSource(folder), demo_candidates(args.count, seed=args.seed))
+        print(f"wrote {written} publication documents under {folder}")
     added = register_partitions(store)
     print(f"seeded {args.count} candidates and {len(store.period_years())} periods into {store.describe()} "
           f"in {time.monotonic() - started:.1f}s")
@@ -130,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     seed = commands.add_parser("seed", help="write deterministic demo candidates and periods")
     seed.add_argument("--count", type=int, default=10_000)
     seed.add_argument("--seed", type=int, default=42)
+    seed.add_argument("--publications", action="store_true",
+                      help="also write each candidate's publication document under NVI_PUBLICATIONS_DIR "
+                           "(default <data dir>/publications), for the migrations")
     seed.set_defaults(handler=cmd_seed)
 
     demo = commands.add_parser("demo", help="seed if empty, refresh one year through Dagster, print a summary")

@@ -3,9 +3,15 @@
 import dagster as dg
 
 from nvi_batch.defs import candidates as candidate_defs
+from nvi_batch.defs import full_scans as full_scan_defs
+from nvi_batch.defs import migrations as migration_defs
+from nvi_batch.defs import reporting as reporting_defs
 from nvi_batch.defs.resources import resources_for_deployment
 
 defs = dg.Definitions.merge(
     candidate_defs.defs,
+    migration_defs.defs,
+    full_scan_defs.defs,
+    reporting_defs.defs,
     dg.Definitions(resources=resources_for_deployment()),
 )

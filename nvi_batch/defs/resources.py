@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
 
 DEFAULT_DATA_DIR = "data"
@@ -47,6 +48,48 @@ class SqlStoreResource(NviStoreResource):
         return _sql_store(self.database_url or sqlite_url(self.data_dir))
 
 
+class PublicationSourceResource(dg.ConfigurableResource):
+    """Where the original publications (gzipped expanded-publication JSON) are read from."""
+
+    def open(self, workers: int = 1):
+        raise dg.DagsterInvariantViolationError(f"{type(self).__name__} does not say where publications are")
+
+
+class LocalPublicationsResource(PublicationSourceResource):
+    """A folder laid out like the bucket: `<folder>/resources/<id>.gz` (filled by `nvi-batch seed --publications`)."""
+
+    folder: str
+
+    def open(self, workers: int = 1) -> LocalPublicationSource:
+        return LocalPublicationSource(self.folder)
+
+
+class S3PublicationsResource(PublicationSourceResource):
+    """The publications bucket; `workers` sizes the client's connection pool to the fetching threads."""
+
+    bucket: str
+    region: str = ""
+    endpoint_url: str = ""
+
+    def open(self, workers: int = 1) -> S3PublicationSource:
+        return S3PublicationSource(self.bucket, self.region, self.endpoint_url, max_connections=max(10, workers))
+
+
+def local_publications(data_dir: str | None = None) -> LocalPublicationsResource:
+    data_dir = data_dir or os.environ.get("NVI_DATA_DIR", DEFAULT_DATA_DIR)
+    return LocalPublicationsResource(
+        folder=os.environ.get("NVI_PUBLICATIONS_DIR") or str(Path(data_dir).expanduser() / "publications")
+    )
+
+
+def s3_publications() -> S3PublicationsResource:
+    return S3PublicationsResource(
+        bucket=dg.EnvVar("NVI_PUBLICATIONS_BUCKET"),
+        region=dg.EnvVar("AWS_REGION"),
+        endpoint_url=dg.EnvVar("NVI_S3_ENDPOINT_URL") if os.environ.get("NVI_S3_ENDPOINT_URL") else "",
+    )
+
+
 def local_resources() -> dict:
     return {
         "nvi_store": SqlStoreResource(
@@ -54,6 +97,7 @@ def local_resources() -> dict:
             database_url=dg.EnvVar("NVI_DATABASE_URL") if os.environ.get("NVI_DATABASE_URL") else "",
             data_dir=os.environ.get("NVI_DATA_DIR", DEFAULT_DATA_DIR),
         ),
+        "publications": local_publications(),
     }
 
 

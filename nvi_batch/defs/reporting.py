@@ -1,0 +1,51 @@
+"""REPORT_APPROVED_CANDIDATES for one reporting year: reportable candidates become REPORTED."""
+
+import datetime as dt
+
+import dagster as dg
+
+from nvi_batch.defs.config import StepConfig
+from nvi_batch.defs.partitions import reporting_year_partitions
+from nvi_batch.defs.resources import NviStoreResource
+from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step, scan_for
+from nvi_batch.engine import processors
+
+REPORT_APPROVED_CANDIDATES = "REPORT_APPROVED_CANDIDATES"
+
+
+class ReportApprovedCandidatesConfig(StepConfig):
+    pass
+
+
+@dg.op(
+    description=(
+        "Mark the year's reportable candidates (applicable, globally approved, not yet reported) REPORTED "
+        "with reportedDate; the others are filtered and counted. Refuses a year whose period is not closed."
+    ),
+)
+def report_approved_candidates(
+    context: dg.OpExecutionContext, config: ReportApprovedCandidatesConfig, nvi_store: NviStoreResource
+):
+    year = context.partition_key
+    store = nvi_store.open()
+    try:
+        processor = processors.report_approved(store.read_period(year), dt.datetime.now(dt.timezone.utc))
+    except processors.PeriodNotClosed as error:
+        raise dg.Failure(
+            description=f"{REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
+            allow_retries=False,
+        ) from None
+    report = run_step(context, store, scan_for(year, config.item_ids), processor, REPORT_APPROVED_CANDIDATES, config)
+    metadata = report_metadata(report, item_count=store.count_year(year))
+    metadata["reported"] = dg.MetadataValue.int(report.counters.migrations.get("reported", 0))
+    fail_if_stopped(report, metadata)
+    yield dg.AssetMaterialization(asset_key="candidates", partition=year, metadata=metadata)
+    yield dg.Output(report.counters.as_dict(), metadata=metadata)
+
+
+@dg.job(partitions_def=reporting_year_partitions, description="REPORT_APPROVED_CANDIDATES for one reporting year.")
+def report_approved_candidates_job():
+    report_approved_candidates()
+
+
+defs = dg.Definitions(jobs=[report_approved_candidates_job])
