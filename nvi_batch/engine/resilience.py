@@ -69,6 +69,8 @@ class CircuitBreaker:
 
     def before_call(self) -> None:
         """While open, wait before letting a trial call through; give up once the budget is spent."""
+        if not self.is_open:  # the common case, read without the lock: a stale answer costs one call
+            return
         with self._lock:
             if not self.is_open:
                 return
@@ -83,6 +85,8 @@ class CircuitBreaker:
         self._sleep(wait)
 
     def record_success(self) -> None:
+        if not (self._consecutive_failures or self._waits):
+            return
         with self._lock:
             self._consecutive_failures = 0
             self._waits = 0
