@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from nvi_batch.defs.config import StepConfig
-from nvi_batch.defs.resources import NviStoreResource
+from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
 from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step
 from nvi_batch.engine import processors
 from nvi_batch.engine.errors import classify
@@ -47,7 +47,12 @@ class WorkItemsConfig(StepConfig):
 
 
 @dg.op(description="Process an explicit list of work items; failures go to the ledger, successes resolve it.")
-def process_work_items(context: dg.OpExecutionContext, config: WorkItemsConfig, nvi_store: NviStoreResource):
+def process_work_items(
+    context: dg.OpExecutionContext,
+    config: WorkItemsConfig,
+    nvi_store: NviStoreResource,
+    publications: PublicationSourceResource,  # for migrations' documents, reached through context.resources
+):
     store = nvi_store.open()
     if not config.item_ids:
         context.log.info("no work items")
