@@ -22,7 +22,7 @@ from nvi_batch.defs.operations import (
     reporting_years_sensor,
     retry_sensor,
 )
-from nvi_batch.defs.resources import SqlStoreResource
+from nvi_batch.defs.resources import SqlStoreResource, local_publications
 from nvi_batch.defs.work_items import process_work_items_job
 from nvi_batch.definitions import defs
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
@@ -71,7 +71,8 @@ def refresh(instance, resource, **config):
 
 def run_requested(instance, resource, request):
     return process_work_items_job.execute_in_process(
-        run_config=request.run_config, instance=instance, resources={"nvi_store": resource}, tags=request.tags
+        run_config=request.run_config, instance=instance, tags=request.tags,
+        resources={"nvi_store": resource, "publications": local_publications()},
     )
 
 
