@@ -110,8 +110,17 @@ def cmd_demo(args) -> int:
             instance=instance, partition_key=year, raise_on_error=False
         )
         materialization = next(iter(result.asset_materializations_for_node("candidates")), None)
+        if result.success and materialization is not None:
+            print(f"building the report of {year}")
+            report_run = defs.resolve_job_def("year_report_job").execute_in_process(
+                instance=instance, partition_key=year, raise_on_error=False
+            )
+            report = next(iter(report_run.asset_materializations_for_node("year_reports")), None)
     if not result.success or materialization is None:
         print(f"the refresh run {result.run_id} failed; see `make ui` for its logs", file=sys.stderr)
+        return 1
+    if not report_run.success or report is None:
+        print(f"the report run {report_run.run_id} failed; see `make ui` for its logs", file=sys.stderr)
         return 1
     meta = {key: value.value for key, value in materialization.metadata.items()}
     print()
@@ -121,6 +130,11 @@ def cmd_demo(args) -> int:
           f"lock conflicts {meta['conflicts']}")
     print(f"  on-read migrations applied: {meta['migrations'] or 'none'}")
     print(f"  {meta['items_per_second']:.0f} items/s in {meta['duration_seconds']:.2f}s")
+    print()
+    report_meta = {key: value.value for key, value in report.metadata.items()}
+    print(f"report of {year} ({report_meta['period_status']} period): {report_meta['candidate_count']} candidates, "
+          f"{report_meta['valid_points']:.4f} valid points, in {report_meta['report_location']}")
+    print("  " + report_meta["files"].replace("`", "").replace("\n", "\n  "))
     print()
     print(f"data:      {store.describe()}")
     print(f"instance:  {os.environ['DAGSTER_HOME']}")

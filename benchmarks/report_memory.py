@@ -1,0 +1,108 @@
+"""Peak memory of building one year's report, at 10,000 and 100,000 candidates.
+
+    .venv/bin/python benchmarks/report_memory.py [--sizes 10000 100000]
+
+For each size, one reporting year of that many candidates is seeded into a fresh SQLite file (in a
+process of its own). The report is then built exactly as the asset builds it (stream the year a page
+at a time, aggregate, spool the publication-points rows, publish CSV and Parquet through the local
+report IO manager) in two fresh processes: one measures wall time and the growth of ru_maxrss over
+the build, the other the tracemalloc peak of Python allocations during the build. The report holds
+one tally per institution, so the peak should not grow with the number of candidates.
+"""
+
+import argparse
+import datetime as dt
+import itertools
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nvi_batch.defs.reports import LocalReportIOManager, stream_year_report  # noqa: E402
+from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods  # noqa: E402
+from nvi_batch.storage.sql import SqlStore  # noqa: E402
+
+YEAR = "2024"
+SEED_BATCH = 5000
+
+
+def seed(url: str, size: int) -> None:
+    store = SqlStore(url)
+    store.create_schema()
+    store.put_periods(demo_periods())
+    candidates = demo_candidates(size, seed=7, shape=DemoShape(years=(YEAR,)))
+    while batch := list(itertools.islice(candidates, SEED_BATCH)):
+        store.put_candidates(batch)
+
+
+def build(url: str, out: Path) -> int:
+    store = SqlStore(url)
+    report = stream_year_report(store, YEAR, dt.datetime.now(dt.timezone.utc), Path(tempfile.mkdtemp()))
+    LocalReportIOManager(base_dir=str(out)).publish(report)
+    assert int(report.period_totals.iloc[0]["candidateCount"]) == store.count_year(YEAR)
+    return report.publication_points_rows
+
+
+def measure(url: str, out: Path, trace: bool) -> dict:
+    before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if trace:
+        tracemalloc.start()
+    started = time.perf_counter()
+    rows = build(url, out)
+    seconds = time.perf_counter() - started
+    result = {"rows": rows, "seconds": round(seconds, 2)}
+    if trace:
+        result["tracemalloc_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+    else:
+        after_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        result["maxrss_mb"] = round(after_kb / 1024, 1)
+        result["maxrss_growth_mb"] = round((after_kb - before_kb) / 1024, 1)
+    return result
+
+
+def run(*args: str) -> str:
+    return subprocess.run([sys.executable, __file__, *args], check=True, capture_output=True, text=True).stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--seed", nargs=2, metavar=("URL", "SIZE"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", nargs=2, metavar=("URL", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.seed:
+        seed(args.seed[0], int(args.seed[1]))
+        return
+    if args.measure:
+        print(json.dumps(measure(args.measure[0], Path(args.measure[1]), args.trace)))
+        return
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="nvi-report-bench-") as tmp:
+        for size in args.sizes:
+            url = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite'}"
+            print(f"seeding {size:,} candidates of {YEAR} ...", flush=True)
+            run("--seed", url, str(size))
+            plain = json.loads(run("--measure", url, str(Path(tmp) / f"plain-{size}")))
+            traced = json.loads(run("--measure", url, str(Path(tmp) / f"traced-{size}"), "--trace"))
+            results[size] = {**plain, "tracemalloc_peak_mb": traced["tracemalloc_peak_mb"]}
+    print()
+    print(f"{'candidates':>11} {'rows':>8} {'seconds':>8} {'tracemalloc peak':>17} {'ru_maxrss':>10} "
+          f"{'growth in build':>16}")
+    for size, r in results.items():
+        print(f"{size:>11,} {r['rows']:>8,} {r['seconds']:>8.2f} {r['tracemalloc_peak_mb']:>14.1f} MB "
+              f"{r['maxrss_mb']:>7.1f} MB {r['maxrss_growth_mb']:>13.1f} MB")
+    smallest, largest = results[min(results)], results[max(results)]
+    ratio = largest["tracemalloc_peak_mb"] / smallest["tracemalloc_peak_mb"]
+    print(f"\ntracemalloc peak at {max(results):,} is {ratio:.2f}x the peak at {min(results):,} candidates")
+
+
+if __name__ == "__main__":
+    main()
