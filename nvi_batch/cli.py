@@ -15,7 +15,7 @@ from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.storage.sql import SqlStore
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
-COMMAND_MODULES: list[str] = ["nvi_batch.cli_start"]
+COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops"]
 
 SEED_BATCH = 2000
 DEMO_CANDIDATES = 3000
