@@ -61,6 +61,16 @@ def seed_store(store: SqlStore, count: int, seed: int) -> None:
         _progress(done, count, started)
 
 
+def seed_publications(data_dir: str, count: int, seed: int) -> None:
+    """The original publications of the seeded candidates, in the local folder laid out like the bucket."""
+    from nvi_batch.defs.resources import local_publications
+    from nvi_batch.storage.publications import LocalPublicationSource, write_documents
+
+    folder = local_publications(data_dir).folder
+    written = write_documents(LocalPublicationSource(folder), demo_candidates(count, seed=seed))
+    print(f"wrote {written} publication documents under {folder}")
+
+
 def register_partitions(store: SqlStore) -> list[str]:
     """Make the store's period years Dagster partitions on the instance in DAGSTER_HOME, if there is one."""
     if not os.environ.get("DAGSTER_HOME"):
@@ -78,12 +88,7 @@ def cmd_seed(args) -> int:
     started = time.monotonic()
     seed_store(store, args.count, args.seed)
     if args.publications:
-        from nvi_batch.defs.resources import local_publications
-        from nvi_batch.storage.publications import LocalPublicationSource, write_documents
-
-        folder = local_publications(args.data_dir).folder
-        written = write_documents(LocalPublicationSource(folder), demo_candidates(args.count, seed=args.seed))
-        print(f"wrote {written} publication documents under {folder}")
+        seed_publications(args.data_dir, args.count, args.seed)
     added = register_partitions(store)
     print(f"seeded {args.count} candidates and {len(store.period_years())} periods into {store.describe()} "
           f"in {time.monotonic() - started:.1f}s")
@@ -102,6 +107,7 @@ def cmd_demo(args) -> int:
     if not store.period_years():
         print(f"seeding {DEMO_CANDIDATES} demo candidates (seed 42) ...")
         seed_store(store, DEMO_CANDIDATES, seed=42)
+        seed_publications(args.data_dir, DEMO_CANDIDATES, seed=42)
     register_partitions(store)
     year = args.year
     print(f"refreshing reporting year {year}: {store.count_year(year)} candidates")
