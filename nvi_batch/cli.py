@@ -10,8 +10,8 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 
-from nvi_batch.demo_data import demo_candidates, demo_periods
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
+from nvi_batch.demo_data import demo_candidates, demo_periods
 from nvi_batch.storage.sql import SqlStore
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.

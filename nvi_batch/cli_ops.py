@@ -40,8 +40,8 @@ def cmd_redrive(args) -> int:
 def cmd_pause(args) -> int:
     store = open_store(args)
     store.set_setting(PAUSED_SETTING, f"{args.reason} (by {getpass.getuser()})")
-    print(f"processing paused: running jobs stop at their next chunk boundary; sensors and schedules "
-          f"request nothing until `nvi-batch resume`")
+    print("processing paused: running jobs stop at their next chunk boundary; sensors and schedules "
+          "request nothing until `nvi-batch resume`")
     return 0
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from decimal import Decimal
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 from nvi_batch.domain.candidate import UNVERIFIED_CREATOR, VERIFIED_CREATOR, CandidateAggregate
 from nvi_batch.domain.period import Period

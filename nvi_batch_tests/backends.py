@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Iterator
 
 import psycopg2
-import pytest
 import sqlalchemy as sa
 
 from nvi_batch.storage.sql import SqlStore, metadata

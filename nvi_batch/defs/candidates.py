@@ -2,7 +2,12 @@
 
 import dagster as dg
 
-from nvi_batch.defs.checks import candidate_check_specs, every_item_accounted_for, no_dead_letters, period_consistent
+from nvi_batch.defs.checks import (
+    candidate_check_specs,
+    every_item_accounted_for,
+    no_dead_letters,
+    period_consistent,
+)
 from nvi_batch.defs.config import RefreshCandidatesConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource

@@ -13,15 +13,14 @@ from collections import defaultdict
 import dagster as dg
 from pydantic import Field
 
+from nvi_batch.defs.alerts import AlertBook, post_alert
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
 from nvi_batch.defs.work_items import process_work_items_job, work_items_run_config
 from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, pause_reason
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE
-from nvi_batch.defs.alerts import AlertBook, post_alert
 from nvi_batch.storage.legacy_queue import LEGACY_QUEUE_PARTITION, drain_legacy_queue
 from nvi_batch.storage.protocol import LedgerStatus
-
 
 
 def _utc_now() -> dt.datetime:

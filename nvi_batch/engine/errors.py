@@ -12,7 +12,8 @@ import socket
 from dataclasses import dataclass
 
 import sqlalchemy.exc as sa_exc
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from nvi_batch.domain.errors import DocumentUnusable, MalformedRecord
 from nvi_batch.storage.protocol import StoreUnavailable

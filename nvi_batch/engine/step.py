@@ -24,7 +24,6 @@ from nvi_batch.engine.resilience import CircuitBreaker, RetryPolicy, call_resili
 from nvi_batch.engine.scans import Scan
 from nvi_batch.storage.protocol import (
     CandidateStore,
-    Checkpoint,
     FailureEvent,
     FailureLedger,
     LedgerEntry,

@@ -10,10 +10,10 @@ import dagster as dg
 import pytest
 
 from nvi_batch.cli import register_partitions
+from nvi_batch.definitions import defs
+from nvi_batch.defs import operations
 from nvi_batch.defs.alerts import AlertBook
 from nvi_batch.defs.candidates import candidates, periods
-from nvi_batch.defs import operations
-from nvi_batch.defs.partitions import add_reporting_years
 from nvi_batch.defs.operations import (
     AlertConfig,
     alert_sensor,
@@ -22,9 +22,9 @@ from nvi_batch.defs.operations import (
     reporting_years_sensor,
     retry_sensor,
 )
+from nvi_batch.defs.partitions import add_reporting_years
 from nvi_batch.defs.resources import SqlStoreResource, local_publications
 from nvi_batch.defs.work_items import process_work_items_job
-from nvi_batch.definitions import defs
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.engine.control import PAUSED_SETTING
 from nvi_batch.storage.protocol import LedgerStatus
