@@ -104,9 +104,10 @@ def measure(store: SqlStore, endpoint: str, threads: int, latency: float) -> dic
     processor = migration_processor(get_migration(MIGRATION), slow_source(endpoint, threads, latency),
                                     PeriodLookup(store))
     settings = StepSettings(job=migration_job_key(MIGRATION), workers=threads, run_id=f"bench-{threads}")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = run_candidate_step(store, YearScan(YEAR), processor, settings, ledger=store)
     migrate_seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     assert report.counters.written == report.counters.changed == len(rows), report.counters.as_dict()
     return {
         "threads": threads,
@@ -114,6 +115,7 @@ def measure(store: SqlStore, endpoint: str, threads: int, latency: float) -> dic
         "seconds": migrate_seconds,
         "migrate": len(rows) / migrate_seconds,
         "fetch_many": len(rows) / fetch_seconds,
+        "cpu_ms": 1000 * cpu_seconds / len(rows),
         "ideal": threads / latency,
     }
 
@@ -154,10 +156,10 @@ def main() -> int:
 
     print(f"\nMIGRATE_CANDIDATES ({MIGRATION}), S3 GET latency {args.latency_ms:g} ms, SQLite store\n")
     print(f"{'threads':>7} {'items':>6} {'seconds':>8} {'migrate/s':>10} {'fetch_many/s':>13} {'ideal/s':>8} "
-          f"{'migrate % of ideal':>19}")
+          f"{'% of ideal':>11} {'client CPU ms/item':>19}")
     for r in results:
         print(f"{r['threads']:>7} {r['items']:>6} {r['seconds']:>8.2f} {r['migrate']:>10.0f} {r['fetch_many']:>13.0f} "
-              f"{r['ideal']:>8.0f} {100 * r['migrate'] / r['ideal']:>18.0f}%")
+              f"{r['ideal']:>8.0f} {100 * r['migrate'] / r['ideal']:>10.0f}% {r['cpu_ms']:>19.1f}")
     print(f"\nwithout added latency, fetch_many at {max(args.threads)} threads: {ceiling:.0f}/s "
           f"(the CPU ceiling of client + moto on this machine, {os.cpu_count()} CPUs)")
     return 0

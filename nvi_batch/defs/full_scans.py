@@ -51,12 +51,9 @@ class FullScanConfig(dg.Config):
     },
 )
 def segment_processes(config: dict) -> dict:
-    """Each step in a process of its own, forked from a server that loaded the code location once:
-    spawning would import it anew for every segment, seconds each."""
-    return {
-        "max_concurrent": config["max_concurrent"],
-        "start_method": {"forkserver": {"preload_modules": ["nvi_batch.definitions"]}},
-    }
+    """Each step in a process of its own, forked from a server that imported the code location's module
+    once: spawning would import it anew for every segment, seconds each."""
+    return {"max_concurrent": config["max_concurrent"], "start_method": {"forkserver": {}}}
 
 
 def split_budget(max_items: int | None, segments: int) -> list[int | None]:
@@ -141,7 +138,7 @@ def combine_reports(job: str, reports: list[StepReport]) -> StepReport:
 @dg.op(description="Add up the segments' counters; fail the run if any segment stopped early.")
 def summarize_segments(context: dg.OpExecutionContext, reports: list[StepReport]) -> dict:
     reports = sorted(reports, key=lambda report: report.scope)
-    combined = combine_reports(reports[0].job if reports else context.job_name, reports)
+    combined = combine_reports(reports[0].job, reports)
     metadata = report_metadata(combined)
     metadata["segments"] = dg.MetadataValue.md(
         "\n".join(["| segment | read | written | skipped | dead | stopped |", "|---|---|---|---|---|---|"]

@@ -8,6 +8,9 @@ import json
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
+from nvi_batch.cli import main
+from nvi_batch.defs.resources import local_publications
+from nvi_batch.demo_data import demo_candidates
 from nvi_batch.domain.errors import DocumentUnusable
 from nvi_batch.engine.errors import classify
 from nvi_batch.storage.publications import (
@@ -127,3 +130,17 @@ def test_connection_errors_propagate_and_count_as_transient(monkeypatch):
     with pytest.raises(EndpointConnectionError) as failed:
         source.fetch(bucket_uri("nvi-publications", "0195c6f1a431-6290"))
     assert classify(failed.value).transient
+
+
+def test_seed_with_publications_fills_the_folder_the_local_resource_reads(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NVI_PUBLICATIONS_DIR", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    url = f"sqlite:///{tmp_path / 'nvi.sqlite'}"
+
+    assert main(["--data-dir", str(tmp_path), "--database-url", url, "seed", "--count", "25", "--publications"]) == 0
+
+    assert f"wrote 25 publication documents under {tmp_path / 'publications'}" in capsys.readouterr().out
+    source = local_publications(str(tmp_path)).open()
+    for candidate in demo_candidates(25, seed=42):
+        document = source.fetch(candidate.data["publicationDetails"]["publicationBucketUri"])
+        assert document == build_document(candidate)
