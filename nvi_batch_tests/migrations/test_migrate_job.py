@@ -8,7 +8,7 @@ import pytest
 from nvi_batch.definitions import defs
 from nvi_batch.defs.partitions import add_reporting_years
 from nvi_batch.defs.resources import LocalPublicationsResource, S3PublicationsResource
-from nvi_batch.defs.work_items import PROCESSOR_FACTORIES
+from nvi_batch.defs.work_items import PROCESSOR_FACTORIES, work_items_run_config
 from nvi_batch.demo_data import demo_periods
 from nvi_batch.domain.migrations import MIGRATE_CANDIDATES, UnknownMigration, migration_job_key
 from nvi_batch.storage.protocol import LedgerStatus
@@ -186,14 +186,28 @@ def test_reported_date_needs_no_documents(sql_store, instance, tmp_path):
     assert result.output_for_node("migrate_candidates")["migrations"]["reported_date:reportedDate"] == 3
 
 
-def test_retried_migration_items_get_their_migration_back_from_the_ledger_key(sql_store, tmp_path):
+def test_a_work_item_key_without_a_registered_migration_is_refused(sql_store, tmp_path):
+    context = dg.build_op_context(resources={"publications": LocalPublicationsResource(folder=str(tmp_path))})
+    for key in (MIGRATE_CANDIDATES, "MIGRATE_CANDIDATES:guess_titles"):
+        with pytest.raises(UnknownMigration, match="known migrations: creator_names"):
+            PROCESSOR_FACTORIES[MIGRATE_CANDIDATES](context, sql_store, key, YEAR)
+
+
+def test_a_failed_item_is_migrated_by_its_retry_once_its_document_exists(sql_store, instance, tmp_path):
     publications = LocalPublicationsResource(folder=str(tmp_path / "publications"))
+    sql_store.put_periods(demo_periods())
     original = year_candidates(1)[0]
-    write_documents(publications.open(), [original])
-    context = dg.build_op_context(resources={"publications": publications})
+    sql_store.put_candidates([stripped(original)])
+    key = migration_job_key("publication_details")
+    assert migrate(instance, sql_store, publications).output_for_node("migrate_candidates")["skipped"] == 1
+    write_documents(publications.open(), [original])  # the missing document turns up
 
-    process = PROCESSOR_FACTORIES[MIGRATE_CANDIDATES](context, sql_store, migration_job_key("handles"), YEAR)
+    result = defs.resolve_job_def("process_work_items_job").execute_in_process(
+        instance=instance, run_config=work_items_run_config(key, YEAR, [original.identifier]),
+        resources={"nvi_store": OpenedStore(sql_store), "publications": publications},
+    )
 
-    assert process(stripped(original)) == ["handles:handles"]
-    with pytest.raises(UnknownMigration):
-        PROCESSOR_FACTORIES[MIGRATE_CANDIDATES](context, sql_store, MIGRATE_CANDIDATES, YEAR)
+    assert result.success
+    migrated = sql_store.read_candidates([original.identifier])[original.identifier]
+    assert migrated.data["publicationDetails"]["title"] == original.data["publicationDetails"]["title"]
+    assert [entry.status for entry in sql_store.failures(job=key)] == [LedgerStatus.RESOLVED]
