@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from nvi_batch.storage.sql import SqlStore
+from nvi_batch_tests.aws import dynamodb_store, moto_server
 from nvi_batch_tests.backends import empty_sql_store, throwaway_postgres_database
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "expanded-publications"
 
 SQL_BACKENDS = ["sqlite", "postgres"]
+BACKENDS = [*SQL_BACKENDS, "dynamodb"]
 
 
 @pytest.fixture(scope="session")
@@ -40,10 +42,21 @@ def sql_store(request, _session_stores) -> SqlStore:
     return empty_sql_store(_session_stores[request.param])
 
 
-@pytest.fixture(params=SQL_BACKENDS)
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    """A local moto server with fake credentials, shared by the session's AWS tests."""
+    with moto_server() as endpoint_url:
+        yield endpoint_url
+
+
+@pytest.fixture(params=BACKENDS)
 def store(request, _session_stores):
     """An empty store, once per backend: the storage behaviour tests run on every adapter."""
-    return empty_sql_store(_session_stores[request.param])
+    if request.param == "dynamodb":
+        with dynamodb_store(request.getfixturevalue("moto_endpoint")) as dynamodb:
+            yield dynamodb
+    else:
+        yield empty_sql_store(_session_stores[request.param])
 
 
 @pytest.fixture

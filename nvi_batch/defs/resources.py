@@ -2,6 +2,8 @@
 
 `NVI_DEPLOYMENT=local` (the default) is the embedded default: SQLite under `NVI_DATA_DIR` (or any
 SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS.
+`NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB table (`NVI_TABLE_NAME`, `AWS_REGION`, optionally
+`NVI_DYNAMODB_ENDPOINT_URL`) with credentials from the environment's AWS chain.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
 
@@ -23,6 +26,11 @@ def _sql_store(url: str) -> SqlStore:
     store = SqlStore(url)
     store.create_schema()
     return store
+
+
+@functools.lru_cache(maxsize=16)
+def _dynamodb_store(table_name: str, region_name: str, endpoint_url: str) -> DynamoDbStore:
+    return DynamoDbStore(table_name, region_name, endpoint_url or None)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -46,6 +54,17 @@ class SqlStoreResource(NviStoreResource):
 
     def open(self) -> SqlStore:
         return _sql_store(self.database_url or sqlite_url(self.data_dir))
+
+
+class DynamoDbStoreResource(NviStoreResource):
+    """The nva-nvi table. It is the service's own, so it is not created here (nor need the role be allowed to)."""
+
+    table_name: str
+    region_name: str
+    endpoint_url: str = ""
+
+    def open(self) -> DynamoDbStore:
+        return _dynamodb_store(self.table_name, self.region_name, self.endpoint_url)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):
@@ -101,9 +120,20 @@ def local_resources() -> dict:
     }
 
 
+def production_resources() -> dict:
+    return {
+        "nvi_store": DynamoDbStoreResource(
+            table_name=dg.EnvVar("NVI_TABLE_NAME"),
+            region_name=dg.EnvVar("AWS_REGION"),
+            endpoint_url=dg.EnvVar("NVI_DYNAMODB_ENDPOINT_URL") if os.environ.get("NVI_DYNAMODB_ENDPOINT_URL") else "",
+        ),
+        "publications": s3_publications(),
+    }
+
+
 def resources_for_deployment(deployment: str | None = None) -> dict:
     deployment = deployment or os.environ.get("NVI_DEPLOYMENT", "local")
-    builders = {"local": local_resources}
+    builders = {"local": local_resources, "production": production_resources}
     if deployment not in builders:
         raise dg.DagsterInvalidConfigError(
             f"NVI_DEPLOYMENT={deployment!r} is not one of {sorted(builders)}", [], None

@@ -1,0 +1,212 @@
+"""What only the DynamoDB store has: the nva-nvi table and item layout, and how it reads refusals.
+
+The behaviours every store shares are in test_store_behaviour.py; these tests look at the raw items
+through the low-level client, so that the store is proven to read and write the real layout.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import dagster as dg
+import pytest
+from botocore.exceptions import ClientError
+
+from nvi_batch.defs.resources import resources_for_deployment
+from nvi_batch.demo_data import demo_candidates, demo_periods
+from nvi_batch.domain.errors import MalformedRecord
+from nvi_batch.engine.errors import classify
+from nvi_batch.storage.dynamodb import DynamoDbStore
+from nvi_batch.storage.protocol import Checkpoint, FailureEvent, StoreUnavailable
+from nvi_batch_tests.aws import REGION, dynamodb_store
+
+JOB = "REFRESH_CANDIDATES"
+
+
+@pytest.fixture
+def dynamodb(moto_endpoint):
+    with dynamodb_store(moto_endpoint) as store:
+        yield store
+
+
+def raw(store: DynamoDbStore, hash_key: str, range_key: str) -> dict:
+    key = {"PrimaryKeyHashKey": {"S": hash_key}, "PrimaryKeyRangeKey": {"S": range_key}}
+    return store.client.get_item(TableName=store.table_name, Key=key)["Item"]
+
+
+def test_create_schema_makes_the_nva_nvi_table_and_is_idempotent(moto_endpoint):
+    store = DynamoDbStore(f"nva-nvi-schema-{uuid.uuid4().hex[:8]}", REGION, moto_endpoint)
+    try:
+        store.create_schema()
+        store.create_schema()
+        table = store.client.describe_table(TableName=store.table_name)["Table"]
+    finally:
+        store.client.delete_table(TableName=store.table_name)
+        store.dispose()
+
+    def keys(schema):
+        return [(k["AttributeName"], k["KeyType"]) for k in schema]
+
+    assert keys(table["KeySchema"]) == [("PrimaryKeyHashKey", "HASH"), ("PrimaryKeyRangeKey", "RANGE")]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert {d["AttributeType"] for d in table["AttributeDefinitions"]} == {"S"}
+    indexes = {i["IndexName"]: (keys(i["KeySchema"]), i["Projection"]["ProjectionType"]) for i in table["GlobalSecondaryIndexes"]}
+    assert indexes == {
+        "SearchByYear": ([("SearchByYearHashKey", "HASH"), ("SearchByYearRangeKey", "RANGE")], "ALL"),
+        "SearchByPublicationId": ([("SecondaryIndex1HashKey", "HASH"), ("SecondaryIndex1RangeKey", "RANGE")], "ALL"),
+    }
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def test_items_are_laid_out_as_the_service_writes_them(dynamodb):
+    candidate = next(c for c in demo_candidates(30, seed=2) if c.notes and c.period_year)
+    dynamodb.put_candidates([candidate])
+    dynamodb.write_candidates([dynamodb.read_candidates([candidate.identifier])[candidate.identifier]])
+    hash_key = f"CANDIDATE#{candidate.identifier}"
+    publication = candidate.data["publicationDetails"]["id"]
+
+    item = raw(dynamodb, hash_key, hash_key)
+    assert item["type"] == {"S": "CANDIDATE"} and item["identifier"] == {"S": candidate.identifier}
+    assert item["periodYear"] == item["SearchByYearHashKey"] == {"S": candidate.period_year}
+    assert item["SearchByYearRangeKey"] == {"S": candidate.identifier}
+    assert item["SecondaryIndex1HashKey"] == item["SecondaryIndex1RangeKey"] == {"S": publication}
+    assert item["revision"] == {"N": "2"} and "M" in item["data"] and "version" in item and "lastWrittenAt" in item
+    assert item["data"]["M"]["pointCalculation"]["M"]["creatorShareCount"].keys() == {"N"}
+
+    approval = candidate.approvals[0]
+    approval_item = raw(dynamodb, hash_key, f"APPROVAL_STATUS#{approval['institutionId']}")
+    assert approval_item["type"] == {"S": "APPROVAL_STATUS"} and approval_item["data"]["M"]["status"] == {"S": approval["status"]}
+    note_item = raw(dynamodb, hash_key, f"NOTE#{candidate.notes[0]['noteId']}")
+    assert note_item["type"] == {"S": "NOTE"}
+
+    by_publication = dynamodb.client.query(
+        TableName=dynamodb.table_name,
+        IndexName="SearchByPublicationId",
+        KeyConditionExpression="SecondaryIndex1HashKey = :id",
+        ExpressionAttributeValues={":id": {"S": publication}},
+    )["Items"]
+    assert [i["identifier"]["S"] for i in by_publication] == [candidate.identifier]
+
+
+def test_a_candidate_without_a_year_stays_out_of_the_year_index(dynamodb):
+    candidate = next(demo_candidates(1, seed=4))
+    del candidate.data["periodYear"]
+    dynamodb.put_candidates([candidate])
+
+    item = raw(dynamodb, f"CANDIDATE#{candidate.identifier}", f"CANDIDATE#{candidate.identifier}")
+    assert not {"periodYear", "SearchByYearHashKey", "SearchByYearRangeKey"} & set(item)
+
+
+def test_other_records_use_their_own_keys(dynamodb):
+    dynamodb.put_periods(demo_periods())
+    dynamodb.set_setting("processing_paused", "yes")
+    dynamodb.write_candidates([], Checkpoint(JOB, "2024", "abc", "run-1"))
+    dynamodb.record_failures([FailureEvent(JOB, "id-1", "2024", "transient", "E", "m", "run-1", "2025-01-01T00:00:00.000Z")], lambda n: 60)
+
+    assert raw(dynamodb, "PERIOD", "PERIOD#2024")["data"]["M"]["publishingYear"] == {"S": "2024"}
+    assert raw(dynamodb, "SETTING", "processing_paused")["value"] == {"S": "yes"}
+    assert raw(dynamodb, f"CHECKPOINT#{JOB}", "2024")["cursor"] == {"S": "abc"}
+    failure = raw(dynamodb, f"FAILURE#{JOB}", "id-1")
+    assert failure["type"] == {"S": "FAILURE"} and failure["attempts"] == {"N": "1"} and failure["status"] == {"S": "retry_pending"}
+
+
+def test_numbers_written_by_the_java_service_read_back_as_json_numbers(dynamodb):
+    identifier = str(uuid.uuid4())
+    hash_key = f"CANDIDATE#{identifier}"
+    points = {"M": {"basePoints": {"N": "1"}, "collaborationFactor": {"N": "1.30"}, "totalPoints": {"N": "0.5774"}}}
+    dynamodb.client.put_item(
+        TableName=dynamodb.table_name,
+        Item={
+            "PrimaryKeyHashKey": {"S": hash_key},
+            "PrimaryKeyRangeKey": {"S": hash_key},
+            "type": {"S": "CANDIDATE"},
+            "identifier": {"S": identifier},
+            "data": {"M": {"applicable": {"BOOL": True}, "creatorCount": {"N": "3"}, "pointCalculation": points}},
+        },
+    )
+
+    candidate = dynamodb.read_candidates([identifier])[identifier]
+
+    assert candidate.data == {
+        "applicable": True,
+        "creatorCount": 3,
+        "pointCalculation": {"basePoints": 1, "collaborationFactor": 1.3, "totalPoints": 0.5774},
+    }
+    assert (candidate.revision, candidate.version, candidate.last_written_at, candidate.approvals) == (None, None, None, [])
+
+
+def test_an_aggregate_over_one_transaction_is_refused_naming_the_candidate(dynamodb):
+    candidate = next(demo_candidates(1, seed=5))
+    dynamodb.put_candidates([candidate])
+    read = dynamodb.read_candidates([candidate.identifier])[candidate.identifier]
+    read.notes = [{"noteId": str(uuid.uuid4()), "text": "note"} for _ in range(100)]
+
+    with pytest.raises(MalformedRecord, match=candidate.identifier) as refused:
+        dynamodb.write_candidates([read])
+
+    assert classify(refused.value).error_class == "permanent"
+    assert dynamodb.read_candidates([candidate.identifier])[candidate.identifier].notes == candidate.notes
+
+
+def cancelled(*codes: str) -> ClientError:
+    reasons = [{"Code": code, "Message": f"{code} happened"} for code in codes]
+    return ClientError(
+        {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}, "CancellationReasons": reasons},
+        "TransactWriteItems",
+    )
+
+
+@pytest.mark.parametrize(
+    ("codes", "error_type", "error_class"),
+    [
+        (("ThrottlingError", "None"), StoreUnavailable, "transient"),
+        (("TransactionConflict",), StoreUnavailable, "transient"),
+        (("ValidationError",), MalformedRecord, "permanent"),
+    ],
+)
+def test_a_cancelled_transaction_is_classified_from_its_reasons(dynamodb, monkeypatch, codes, error_type, error_class):
+    records = list(demo_candidates(3, seed=6))
+    dynamodb.put_candidates(records)
+    chunk = list(dynamodb.read_candidates([c.identifier for c in records]).values())
+    refused = chunk[1].identifier
+    real = dynamodb.client.transact_write_items
+
+    def transact_write_items(TransactItems, **kwargs):
+        if TransactItems[0]["Put"]["Item"]["identifier"]["S"] == refused:
+            raise cancelled(*codes)
+        return real(TransactItems=TransactItems, **kwargs)
+
+    monkeypatch.setattr(dynamodb.client, "transact_write_items", transact_write_items)
+
+    with pytest.raises(error_type, match=refused) as raised:
+        dynamodb.write_candidates(chunk, Checkpoint(JOB, "2024", chunk[-1].identifier))
+
+    assert classify(raised.value).error_class == error_class
+    assert dynamodb.load_checkpoint(JOB, "2024") is None
+    stored = dynamodb.read_candidates([c.identifier for c in chunk])
+    assert [stored[c.identifier].revision == c.revision for c in chunk] == [True, True, True]
+    assert chunk[1].revision == records[1].revision and chunk[0].revision == (records[0].revision or 0) + 1
+
+
+def test_ledger_jobs_outside_the_listed_ones_are_refused(dynamodb):
+    event = FailureEvent("SOME_OTHER_JOB", "id-1", "2024", "transient", "E", "m", "run-1", "2025-01-01T00:00:00.000Z")
+
+    with pytest.raises(ValueError, match="LEDGER_JOBS"):
+        dynamodb.record_failures([event], lambda n: 60)
+
+
+def test_description_names_table_and_region_and_nothing_secret(dynamodb):
+    assert dynamodb.describe() == f"dynamodb://{dynamodb.table_name}@{REGION}"
+    assert "testing" not in repr(dynamodb) and dynamodb.table_name in repr(dynamodb)
+
+
+def test_the_production_deployment_opens_the_table_named_in_the_environment(dynamodb, moto_endpoint, monkeypatch):
+    monkeypatch.setenv("NVI_TABLE_NAME", dynamodb.table_name)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("NVI_DYNAMODB_ENDPOINT_URL", moto_endpoint)
+
+    with dg.build_resources({"nvi_store": resources_for_deployment("production")["nvi_store"]}) as resources:
+        store = resources.nvi_store.open()
+
+    assert isinstance(store, DynamoDbStore) and store.describe() == dynamodb.describe()
+    assert store.count_year("2024") == 0
