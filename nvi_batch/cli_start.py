@@ -34,7 +34,7 @@ MODULE_NAME = "nvi_batch.definitions"
 LOCATION_NAME = "nvi_batch"
 DEFAULT_MIGRATION = "publication_details"
 DEFAULT_SEGMENTS = 10
-JOB_TYPE_TAG = "nvi/job_type"
+JOB_TYPE_TAG = "nvi/job"
 REQUEST_TAG = "nvi/request"
 
 # Year-filtered jobs: (job, op whose config carries the step settings).

@@ -70,6 +70,7 @@ refresh_candidates_job = dg.define_asset_job(
     selection=[candidates],
     partitions_def=reporting_year_partitions,
     description="REFRESH_CANDIDATES for one reporting year.",
+    tags={"nvi/job": REFRESH_CANDIDATES},
 )
 
 refresh_periods_job = dg.define_asset_job(
@@ -77,6 +78,7 @@ refresh_periods_job = dg.define_asset_job(
     selection=[periods],
     partitions_def=reporting_year_partitions,
     description="REFRESH_PERIODS for one reporting year.",
+    tags={"nvi/job": "REFRESH_PERIODS"},
 )
 
 defs = dg.Definitions(assets=[periods, candidates], jobs=[refresh_candidates_job, refresh_periods_job])

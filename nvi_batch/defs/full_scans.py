@@ -152,12 +152,14 @@ def summarize_segments(context: dg.OpExecutionContext, reports: list[StepReport]
     return combined.counters.as_dict()
 
 
-@dg.job(executor_def=segment_processes, description="REFRESH_CANDIDATES over the whole table, in parallel segments.")
+@dg.job(executor_def=segment_processes, tags={"nvi/job": "REFRESH_CANDIDATES"},
+        description="REFRESH_CANDIDATES over the whole table, in parallel segments.")
 def refresh_all_candidates_job():
     summarize_segments(plan_segments().map(refresh_segment).collect())
 
 
-@dg.job(executor_def=segment_processes, description="MIGRATE_CANDIDATES over the whole table, in parallel segments.")
+@dg.job(executor_def=segment_processes, tags={"nvi/job": "MIGRATE_CANDIDATES"},
+        description="MIGRATE_CANDIDATES over the whole table, in parallel segments.")
 def migrate_all_candidates_job():
     summarize_segments(plan_segments().map(migrate_segment).collect())
 

@@ -125,7 +125,8 @@ def migrate_candidates(
     yield dg.Output(report.counters.as_dict(), metadata=metadata)
 
 
-@dg.job(partitions_def=reporting_year_partitions, description="MIGRATE_CANDIDATES for one reporting year.")
+@dg.job(partitions_def=reporting_year_partitions, tags={"nvi/job": MIGRATE_CANDIDATES},
+        description="MIGRATE_CANDIDATES for one reporting year.")
 def migrate_candidates_job():
     migrate_candidates()
 

@@ -43,7 +43,8 @@ def report_approved_candidates(
     yield dg.Output(report.counters.as_dict(), metadata=metadata)
 
 
-@dg.job(partitions_def=reporting_year_partitions, description="REPORT_APPROVED_CANDIDATES for one reporting year.")
+@dg.job(partitions_def=reporting_year_partitions, tags={"nvi/job": "REPORT_APPROVED_CANDIDATES"},
+        description="REPORT_APPROVED_CANDIDATES for one reporting year.")
 def report_approved_candidates_job():
     report_approved_candidates()
 

@@ -276,6 +276,7 @@ year_report_job = dg.define_asset_job(
     selection=[year_reports],
     partitions_def=reporting_year_partitions,
     description="Build the report of one reporting year.",
+    tags={"nvi/job": "YEAR_REPORT"},
 )
 
 

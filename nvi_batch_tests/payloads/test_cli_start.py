@@ -75,7 +75,7 @@ def test_every_documented_example_starts_the_right_runs(cli_store, instance, cap
             assert [summary(run) for run in created] == runs
             for run in created:
                 assert run.status == dg.DagsterRunStatus.QUEUED
-                assert run.tags["nvi/job_type"] == example["jobType"]
+                assert run.tags["nvi/job"] == example["jobType"]
                 assert run.run_id in out
     assert set(instance.get_dynamic_partitions("reporting_years")) == set(PERIOD_YEARS)
 
