@@ -28,6 +28,7 @@ from nvi_batch.storage.protocol import (
     FailureLedger,
     LedgerEntry,
     LedgerStatus,
+    WriteResult,
 )
 
 # A processor changes a candidate in place and returns the names of what it changed (possibly none:
@@ -258,7 +259,7 @@ class _StepRunner:
                 # Record failures before the chunk commits: a crash in between redoes the chunk,
                 # it never loses an item.
                 self._record_failures(failures, counters, report)
-            result = self._store_call(lambda batch=to_write: self.store.write_candidates(batch, checkpoint), counters)
+            result = self._write(to_write, checkpoint, counters, failures, report)
             written.extend(result.written)
             counters.written += len(result.written)
             counters.commits += 1
@@ -280,6 +281,37 @@ class _StepRunner:
             self._store_call(lambda: self.ledger.resolve_items(self.settings.job, resolved), counters)
             open_in_ledger.difference_update(resolved)
         return counters
+
+    def _write(self, batch, checkpoint, counters, failures: _ChunkFailures, report) -> WriteResult:
+        """Write a batch in one call; if the store refuses it for a bad aggregate, write the rest one by
+        one so that the bad one fails alone and its neighbours are written."""
+        read_revisions = {candidate.identifier: candidate.revision for candidate in batch}
+        try:
+            return self._store_call(lambda: self.store.write_candidates(batch, checkpoint), counters)
+        except DependencyUnavailable:
+            raise
+        except Exception as error:
+            self.log(f"{self.settings.job}: the store refused the chunk ({classify(error).message}); "
+                     "writing its items one by one")
+        # A store that writes item by item (DynamoDB) updated the ones it wrote before refusing.
+        written = [c.identifier for c in batch if c.revision != read_revisions[c.identifier]]
+        conflicts = []
+        for candidate in batch:
+            if candidate.identifier in written:
+                continue
+            try:
+                result = self._store_call(lambda one=candidate: self.store.write_candidates([one]), counters)
+            except DependencyUnavailable:
+                raise
+            except Exception as error:
+                failures.by_id[candidate.identifier] = error
+                continue
+            written.extend(result.written)
+            conflicts.extend(result.conflicts)
+        self._record_failures(failures, counters, report)  # in the ledger before the checkpoint moves on
+        if not conflicts:
+            self._store_call(lambda: self.store.write_candidates([], checkpoint), counters)
+        return WriteResult(written=written, conflicts=conflicts)
 
     def _record_failures(self, failures: _ChunkFailures, counters: StepCounters, report: StepReport) -> None:
         if not failures.by_id:

@@ -39,6 +39,7 @@ from botocore.exceptions import ClientError
 
 from nvi_batch.domain.candidate import CandidateAggregate
 from nvi_batch.domain.errors import MalformedRecord
+from nvi_batch.domain.migrations import MIGRATION_JOB_KEYS
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.protocol import (
     DEAD_AFTER_ATTEMPTS,
@@ -70,7 +71,13 @@ CHECKPOINT = "CHECKPOINT"
 SETTING = "SETTING"
 
 # The ledger is queried per job (one hash key each), so the jobs it can hold are listed here.
-LEDGER_JOBS = ("REFRESH_CANDIDATES", "MIGRATE_CANDIDATES", "REPORT_APPROVED_CANDIDATES", "REFRESH_PERIODS")
+LEDGER_JOBS = (
+    "REFRESH_CANDIDATES",
+    "MIGRATE_CANDIDATES",
+    "REPORT_APPROVED_CANDIDATES",
+    "REFRESH_PERIODS",
+    *MIGRATION_JOB_KEYS,  # each named migration keeps its own ledger: MIGRATE_CANDIDATES:<name>
+)
 
 MAX_TRANSACTION_ACTIONS = 100
 BATCH_WRITE_LIMIT = 25

@@ -18,7 +18,7 @@ FAST = RetryPolicy(max_attempts=4, base_delay=0, max_delay=0, cross_run_base_sec
 NO_WAIT = {"sleep": lambda seconds: None}
 
 
-def seed(store, count=120):
+def seed(store, count=50):
     """`count` candidates of one year, all at revision 1; returns their ids in scan order."""
     candidates = list(demo_candidates(count, seed=9, shape=DemoShape(years=(YEAR,), old_row_share=0)))
     store.put_periods(demo_periods())
@@ -47,8 +47,11 @@ class FlakyReads:
         return getattr(self._store, name)
 
 
+BATCH = 10
+
+
 def settings(**overrides):
-    return StepSettings(job="REFRESH_CANDIDATES", max_batch_size=25, retry=FAST, **overrides)
+    return StepSettings(job="REFRESH_CANDIDATES", max_batch_size=BATCH, retry=FAST, **overrides)
 
 
 def test_twenty_percent_transient_read_faults_lose_nothing(store):
@@ -136,12 +139,12 @@ def test_a_paused_run_stops_within_one_chunk_and_the_next_run_resumes(store):
     stopped = run_candidate_step(store, YearScan(YEAR), pause_after_first_item, settings(), ledger=store,
                                  control=control, **NO_WAIT)
     assert stopped.stopped == "paused: maintenance"
-    assert stopped.counters.written == 25 and stopped.counters.left_to_do == len(ids) - 25
+    assert stopped.counters.written == BATCH and stopped.counters.left_to_do == len(ids) - BATCH
 
     store.set_setting(PAUSED_SETTING, None)
     resumed = run_candidate_step(store, YearScan(YEAR), processors.refresh, settings(), ledger=store, **NO_WAIT)
-    assert resumed.resumed_from == sorted(ids)[24]
-    assert resumed.counters.written == len(ids) - 25
+    assert resumed.resumed_from == sorted(ids)[BATCH - 1]
+    assert resumed.counters.written == len(ids) - BATCH
     assert set(revisions(store, ids).values()) == {2}
     assert store.load_checkpoint("REFRESH_CANDIDATES", YEAR) is None
 
@@ -153,15 +156,15 @@ def test_the_time_budget_stops_at_a_chunk_boundary_and_the_next_run_resumes(stor
     stopped = run_candidate_step(store, YearScan(YEAR), processors.refresh, settings(), ledger=store,
                                  control=control, **NO_WAIT)
     assert stopped.stopped.startswith("time budget")
-    assert stopped.counters.written == 50 and stopped.counters.left_to_do == len(ids) - 50
+    assert stopped.counters.written == 2 * BATCH and stopped.counters.left_to_do == len(ids) - 2 * BATCH
 
     resumed = run_candidate_step(store, YearScan(YEAR), processors.refresh, settings(), ledger=store, **NO_WAIT)
-    assert resumed.counters.written == len(ids) - 50
+    assert resumed.counters.written == len(ids) - 2 * BATCH
     assert set(revisions(store, ids).values()) == {2}
 
 
 def test_force_starts_over_instead_of_resuming(store):
-    ids = seed(store, count=60)
+    ids = seed(store, count=30)
     control = StopControl(max_runtime_seconds=1.5, clock=iter(range(1000)).__next__)  # one chunk
     run_candidate_step(store, YearScan(YEAR), processors.refresh, settings(), ledger=store, control=control, **NO_WAIT)
     again = run_candidate_step(store, YearScan(YEAR), processors.refresh, settings(force=True), ledger=store, **NO_WAIT)
@@ -182,3 +185,33 @@ def test_a_store_that_stays_down_stops_the_run_cleanly(store):
 
 def _far_future() -> str:
     return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=1)).isoformat().replace("+00:00", "Z")
+
+
+def test_an_aggregate_the_store_refuses_fails_alone_and_its_neighbours_are_written(store):
+    ids = seed(store, count=30)
+    unstorable = ids[7]
+
+    def processor(candidate):
+        if candidate.identifier == unstorable:
+            candidate.data["note"] = object()  # no store can serialize this
+        return []
+
+    report = run_candidate_step(store, YearScan(YEAR), processor, settings(), ledger=store, **NO_WAIT)
+    assert report.stopped is None
+    assert (report.counters.written, report.counters.skipped) == (len(ids) - 1, 1)
+    assert [e.item_id for e in store.failures()] == [unstorable]
+    assert revisions(store, ids) == {i: 1 if i == unstorable else 2 for i in ids}
+    assert store.load_checkpoint("REFRESH_CANDIDATES", YEAR) is None
+
+
+def test_each_named_migration_keeps_its_own_ledger_on_every_backend(store):
+    ids = seed(store, count=12)
+
+    def missing_document(candidate):
+        raise DocumentUnusable(f"resources/{candidate.identifier}.gz", "not found")
+
+    job = "MIGRATE_CANDIDATES:creator_names"
+    run_candidate_step(store, IdListScan(ids[:2], YEAR), missing_document,
+                       StepSettings(job=job, retry=FAST), ledger=store, **NO_WAIT)
+    assert {e.item_id for e in store.failures(job=job)} == set(ids[:2])
+    assert {e.job for e in store.due_retries(_far_future())} == {job}

@@ -2,6 +2,7 @@
 through Dagster (in the refresh run itself, and from the freshness sensor)."""
 
 import datetime as dt
+import sys
 
 import dagster as dg
 import pytest
@@ -22,6 +23,13 @@ from nvi_batch_tests.reports import known_year as k
 
 NOW = dt.datetime.now(dt.timezone.utc)
 DAY = dt.timedelta(days=1)
+
+
+@pytest.fixture(autouse=True)
+def _now_is_when_the_test_starts(monkeypatch):
+    """Materialization timestamps are real: take the clock when each test starts, not at import,
+    which can be minutes earlier in a long suite."""
+    monkeypatch.setattr(sys.modules[__name__], "NOW", dt.datetime.now(dt.timezone.utc))
 
 
 @pytest.fixture
