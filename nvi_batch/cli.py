@@ -26,7 +26,13 @@ class CliError(Exception):
     """A refusal the user can act on; printed without a traceback."""
 
 
-def open_store(args) -> SqlStore:
+def open_store(args):
+    """The deployment's store: the DynamoDB table with NVI_DEPLOYMENT=production (never created here),
+    else SQL by --database-url / NVI_DATABASE_URL, else the embedded SQLite default."""
+    if os.environ.get("NVI_DEPLOYMENT") == "production" and not args.database_url:
+        from nvi_batch.defs.resources import resources_for_deployment
+
+        return resources_for_deployment("production")["nvi_store"].process_config_and_initialize().open()
     url = args.database_url or os.environ.get("NVI_DATABASE_URL") or sqlite_url(args.data_dir)
     store = SqlStore(url)
     store.create_schema()

@@ -9,6 +9,7 @@ from nvi_batch.cli import main, register_partitions, seed_store
 from nvi_batch.definitions import defs
 from nvi_batch.defs.resources import SqlStoreResource
 from nvi_batch.engine.control import PAUSED_SETTING
+from nvi_batch.storage.protocol import FailureEvent
 from nvi_batch.storage.sql import SqlStore
 
 
@@ -89,3 +90,23 @@ def test_the_alert_webhook_is_set_without_being_shown(store_url, capsys):
 def test_status_of_an_unknown_run_is_a_clear_error(store_url, capsys):
     code, out = cli(capsys, "status", "no-such-run")
     assert code == 2 and "run_id: no run no-such-run" in out
+
+
+def test_in_production_the_operator_commands_work_on_the_dynamodb_table(moto_endpoint, dagster_home, monkeypatch,
+                                                                        capsys):
+    from nvi_batch_tests.aws import REGION, dynamodb_store
+
+    with dynamodb_store(moto_endpoint) as table:
+        table.record_failures(
+            [FailureEvent("REFRESH_CANDIDATES", "7a1f4b7e-2c1e-4c1a-9a43-0d6c5b1f9e01", "2024", "permanent",
+                          "MalformedRecord", "field 'periodYear': not a year", "run-1", "2026-11-24T01:00:00.000Z")],
+            lambda attempts: 0,
+        )
+        for name, value in {"NVI_DEPLOYMENT": "production", "NVI_TABLE_NAME": table.table_name,
+                            "AWS_REGION": REGION, "NVI_DYNAMODB_ENDPOINT_URL": moto_endpoint,
+                            "NVI_PUBLICATIONS_BUCKET": "nvi-publications"}.items():
+            monkeypatch.setenv(name, value)
+        code, out = cli(capsys, "failures", "--year", "2024")
+        assert code == 0 and "7a1f4b7e-2c1e-4c1a-9a43-0d6c5b1f9e01" in out and "not a year" in out
+        assert cli(capsys, "pause", "--reason", "deploy")[0] == 0
+        assert table.get_setting(PAUSED_SETTING).startswith("deploy")
