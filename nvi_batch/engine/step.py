@@ -80,11 +80,6 @@ class StepReport:
         return [entry.item_id for entry in self.failures]
 
 
-class _ChunkFailures:
-    def __init__(self):
-        self.by_id: dict[str, BaseException] = {}
-
-
 def run_candidate_step(
     store: CandidateStore,
     scan: Scan,
@@ -213,7 +208,7 @@ class _StepRunner:
 
         return call_resiliently(attempt, self.settings.retry, self.processor_breaker, count_retry, self.sleep)
 
-    def _process_all(self, candidates: Sequence[CandidateAggregate], counters, failures: _ChunkFailures):
+    def _process_all(self, candidates: Sequence[CandidateAggregate], counters, failures: dict):
         """Process a batch (in parallel when workers > 1); returns the candidates to write, in order."""
 
         def one(candidate):
@@ -228,7 +223,7 @@ class _StepRunner:
         to_write = []
         for candidate, changes, error in results:
             if error is not None:
-                failures.by_id[candidate.identifier] = error
+                failures[candidate.identifier] = error
             elif changes is None:
                 counters.filtered += 1
             else:
@@ -240,14 +235,14 @@ class _StepRunner:
 
     def run_chunk(self, chunk_ids: list[str], report: StepReport, open_in_ledger: set[str]) -> StepCounters:
         counters = StepCounters()
-        failures = _ChunkFailures()
+        failures: dict[str, BaseException] = {}  # item id → why it failed in this chunk
         checkpoint = self.scan.checkpoint(self.settings.job, chunk_ids[-1], self.settings.run_id)
         pending = list(chunk_ids)
         written: list[str] = []
         for round_number in range(self.settings.conflict_rereads + 1):
             aggregates = self._store_call(lambda ids=pending: self.store.read_candidates(ids), counters)
             for missing in [i for i in pending if i not in aggregates]:
-                failures.by_id[missing] = KeyError(f"candidate {missing} not found")
+                failures[missing] = KeyError(f"candidate {missing} not found")
             candidates = [aggregates[i] for i in pending if i in aggregates]
             before = {c.identifier: c.copy() for c in candidates} if self.settings.dry_run else {}
             to_write = self._process_all(candidates, counters, failures)
@@ -270,7 +265,7 @@ class _StepRunner:
             self.log(f"{self.settings.job}: {len(pending)} lock conflicts, re-reading")
         else:
             for identifier in pending:
-                failures.by_id[identifier] = LockConflict(
+                failures[identifier] = LockConflict(
                     f"candidate {identifier} changed under the job {self.settings.conflict_rereads + 1} times"
                 )
             self._store_call(lambda: self.store.write_candidates([], checkpoint), counters)
@@ -282,7 +277,7 @@ class _StepRunner:
             open_in_ledger.difference_update(resolved)
         return counters
 
-    def _write(self, batch, checkpoint, counters, failures: _ChunkFailures, report) -> WriteResult:
+    def _write(self, batch, checkpoint, counters, failures: dict, report) -> WriteResult:
         """Write a batch in one call; if the store refuses it for a bad aggregate, write the rest one by
         one so that the bad one fails alone and its neighbours are written."""
         read_revisions = {candidate.identifier: candidate.revision for candidate in batch}
@@ -304,7 +299,7 @@ class _StepRunner:
             except DependencyUnavailable:
                 raise
             except Exception as error:
-                failures.by_id[candidate.identifier] = error
+                failures[candidate.identifier] = error
                 continue
             written.extend(result.written)
             conflicts.extend(result.conflicts)
@@ -313,12 +308,12 @@ class _StepRunner:
             self._store_call(lambda: self.store.write_candidates([], checkpoint), counters)
         return WriteResult(written=written, conflicts=conflicts)
 
-    def _record_failures(self, failures: _ChunkFailures, counters: StepCounters, report: StepReport) -> None:
-        if not failures.by_id:
+    def _record_failures(self, failures: dict, counters: StepCounters, report: StepReport) -> None:
+        if not failures:
             return
         now = dt.datetime.now(dt.timezone.utc)
         events = []
-        for identifier, error in failures.by_id.items():
+        for identifier, error in failures.items():
             classified = classify(error)
             self.log(f"{self.settings.job} {identifier}: {classified.error_class} {classified.error_type}: "
                      f"{classified.message}")
@@ -334,7 +329,7 @@ class _StepRunner:
                     failed_at=_iso(now),
                 )
             )
-        failures.by_id.clear()
+        failures.clear()
         if self.ledger is None or self.settings.dry_run:
             counters.skipped += len(events)
             return
