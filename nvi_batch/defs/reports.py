@@ -6,6 +6,7 @@ the size of the year. The report IO manager then publishes every table as CSV an
 local folder by default, to S3 when `NVI_DEPLOYMENT=production`.
 """
 
+import abc
 import base64
 import datetime as dt
 import io
@@ -162,14 +163,17 @@ class ReportIOManager(dg.ConfigurableIOManager):
         year = context.asset_partition_key
         return {table: pd.read_parquet(self._get(year, f"{table}.parquet")) for table in TABLES}
 
+    @abc.abstractmethod
     def location(self, year: str) -> str:
-        raise NotImplementedError
+        """Where the year's files go, as shown to users."""
 
+    @abc.abstractmethod
     def _put(self, year: str, path: Path) -> str:
-        raise NotImplementedError
+        """Publish one finished file; returns its location."""
 
+    @abc.abstractmethod
     def _get(self, year: str, name: str):
-        raise NotImplementedError
+        """A readable path or file object of one published file."""
 
 
 class LocalReportIOManager(ReportIOManager):

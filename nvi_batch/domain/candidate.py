@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import re
-import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -19,6 +18,8 @@ VERIFIED_CREATOR = "DbCreator"
 UNVERIFIED_CREATOR = "DbUnverifiedCreator"
 SECTORS = ("UHI", "HEALTH", "INSTITUTE", "ABM", "OTHER", "UNKNOWN")
 _YEAR = re.compile(r"^\d{4}$")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_STORED_APPROVAL_STATUSES = frozenset({"APPROVED", "PENDING", "REJECTED", "NEW"})
 
 
 class ApprovalStatus(str, Enum):
@@ -101,10 +102,8 @@ def institution_points(data: dict) -> list[dict]:
 def validate_candidate(candidate: CandidateAggregate) -> None:
     """Refuse a record the jobs cannot process, naming the field. Missing optional parts are fine."""
     ident = candidate.identifier
-    try:
-        uuid.UUID(str(ident))
-    except ValueError:
-        raise MalformedRecord(ident, "identifier", "not a UUID") from None
+    if not (isinstance(ident, str) and _UUID.match(ident)):
+        raise MalformedRecord(ident, "identifier", "not a UUID")
     data = candidate.data
     if not isinstance(data, dict):
         raise MalformedRecord(ident, "data", "not a JSON object")
@@ -138,9 +137,8 @@ def validate_candidate(candidate: CandidateAggregate) -> None:
     for i, approval in enumerate(candidate.approvals):
         if not approval.get("institutionId"):
             raise MalformedRecord(ident, f"approvals[{i}].institutionId", "missing")
-        try:
-            status = approval_status(approval)
-        except ValueError as error:
-            raise MalformedRecord(ident, f"approvals[{i}].status", str(error)) from None
-        if status is ApprovalStatus.REJECTED and not approval.get("reason"):
+        status = str(approval.get("status", "")).upper()
+        if status not in _STORED_APPROVAL_STATUSES:
+            raise MalformedRecord(ident, f"approvals[{i}].status", f"unknown approval status {approval.get('status')!r}")
+        if status == "REJECTED" and not approval.get("reason"):
             raise MalformedRecord(ident, f"approvals[{i}].reason", "required when the approval is rejected")
