@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 class StepCounters:
     """What a step did. Every item read ends in exactly one of written/filtered/skipped/dead.
 
-    - in_scope: items the run was responsible for when it started (after any checkpoint, capped
-      by max_items)
+    - in_scope: items the run was responsible for: read + left_to_do (the store is counted only
+      when a run stops early, to say what it left)
     - read: items read and settled in committed chunks
     - written: written back under the lock (or, in a dry run, that would have been)
     - filtered: the processor decided there was nothing to do (e.g. not reportable)

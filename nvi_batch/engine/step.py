@@ -107,7 +107,6 @@ def run_candidate_step(
     report = StepReport(settings.job, scan.scope, StepCounters(), resumed_from=cursor)
     if cursor is not None:
         log(f"{settings.job} {scan.scope}: resuming after {cursor}")
-    report.counters.in_scope = _cap(scan.count_remaining(store, cursor), settings.max_items)
     open_in_ledger = runner.open_ledger_ids(scan.scope)
 
     try:
@@ -130,7 +129,10 @@ def run_candidate_step(
 
     if report.stopped is not None:
         remaining_budget = None if settings.max_items is None else settings.max_items - report.counters.read
-        report.counters.left_to_do = _cap(scan.count_remaining(store, cursor), remaining_budget)
+        try:
+            report.counters.left_to_do = _cap(scan.count_remaining(store, cursor), remaining_budget)
+        except Exception as error:  # the store may be the dependency that is down: still stop cleanly
+            report.stopped += f"; what is left could not be counted ({classify(error).message})"
         log(f"{settings.job} {scan.scope}: stopped ({report.stopped}); {report.counters.left_to_do} left to do")
     report.counters.in_scope = report.counters.read + report.counters.left_to_do
     return report

@@ -215,3 +215,19 @@ def test_each_named_migration_keeps_its_own_ledger_on_every_backend(store):
                        StepSettings(job=job, retry=FAST), ledger=store, **NO_WAIT)
     assert {e.item_id for e in store.failures(job=job)} == set(ids[:2])
     assert {e.job for e in store.due_retries(_far_future())} == {job}
+
+
+def test_a_store_that_is_down_entirely_still_stops_the_run_cleanly(store):
+    seed(store, count=20)
+
+    class Down(FlakyReads):
+        def count_year(self, *args, **kwargs):
+            raise StoreUnavailable("connection refused")
+
+    down = Down(store, 1.0, random.Random(1))
+    breaker = CircuitBreaker("store", failure_threshold=2, first_wait=0.01, budget_seconds=0.03, sleep=lambda s: None)
+    report = run_candidate_step(down, YearScan(YEAR), processors.refresh, settings(), ledger=store,
+                                store_breaker=breaker, **NO_WAIT)
+    assert report.stopped.startswith("dependency unavailable")
+    assert "could not be counted" in report.stopped
+    assert report.counters.written == 0 and store.failures() == []
