@@ -73,12 +73,12 @@ _STRING = "string"
 
 
 class PublicationRejected(ValueError):
-    """A document nva-nvi's parser refuses (its `ParsingException`), with the field and the reason."""
+    """A document nva-nvi's parser refuses (its `ParsingException`): each field at fault with its reason."""
 
-    def __init__(self, field: str, reason: str):
-        self.field = field
-        self.reason = reason
-        super().__init__(f"field '{field}': {reason}")
+    def __init__(self, field: str, reason: str, *more: tuple[str, str]):
+        self.problems = [(field, reason), *more]
+        self.field, self.reason = field, reason
+        super().__init__("; ".join(f"field '{f}': {r}" for f, r in self.problems))
 
 
 # -- the DTO's values ------------------------------------------------------------------------------
@@ -175,6 +175,21 @@ class Publication:
     isbn_list: tuple[str, ...] = ()
     handles: tuple[str, ...] = ()
     modified_date: str | None = None  # an instant as Java prints it: 2025-03-24T06:59:56.170369925Z
+
+    def candidate_problems(self) -> list[str]:
+        """What nva-nvi's `PublicationDto.validate()` finds missing before a publication can be a candidate."""
+        problems = [f"{name} is missing" for name, value in (
+            ("publicationDate", self.publication_date), ("publicationType", self.publication_type),
+            ("publicationChannels", self.publication_channels), ("contributors", self.contributors),
+            ("topLevelOrganizations", self.top_level_organizations)) if not value]
+        if self.publication_type in ("AcademicChapter", "AcademicCommentary", "AcademicMonograph") and not self.isbn_list:
+            problems.append(f"isbnList is empty for {self.publication_type}")
+        if self.publication_type == "AcademicChapter" and self.parent_publication_type in (
+                "AcademicCommentary", "AcademicMonograph"):
+            problems.append(f"an AcademicChapter in an {self.parent_publication_type} is no candidate")
+        problems.extend("a contributor has neither id nor name" for c in self.contributors
+                        if c.id is None and not (c.name or "").strip())
+        return problems
 
     def top_level_organization_of(self, affiliation_id: str) -> Organization | None:
         """The publication's top-level organization an affiliation belongs to, if the document says."""
@@ -357,9 +372,16 @@ def _iri(values: list[Value], field_name: str, what: str) -> str | None:
     return value.key or None
 
 
-def _shown(values: Iterable[Value]) -> str:
-    return ", ".join(repr(v.key) if isinstance(v, Ref) else repr(v.text) if v.plain else
-                     f"{v.text!r} ({v.language or v.datatype})" for v in values)
+def _shown(values: Iterable) -> str:
+    def shown(value) -> str:
+        if not isinstance(value, Ref | Lit):
+            return repr(value)
+        if isinstance(value, Ref):
+            return "an object" if value.blank else repr(value.key)
+        if value.plain or value.datatype == _DATE_TIME:
+            return repr(value.text)
+        return f"{value.text!r} ({value.language or value.datatype})"
+    return ", ".join(shown(value) for value in values)
 
 
 def _enum(text: str | None, known: tuple[str, ...]) -> str:
@@ -433,32 +455,52 @@ class _Reader:
         return list(dict.fromkeys(v for d in self.descriptions for v in self.graph.node(d).get(prop)))
 
     def publication(self) -> Publication:
+        """Every field read; all the faults found are reported together."""
+        problems: list[tuple[str, str]] = []
+
+        def read(field_value):
+            try:
+                return field_value()
+            except PublicationRejected as rejected:
+                problems.extend(rejected.problems)
+                return None
+
+        values = {
+            "status": read(self.status),
+            "identifier": read(lambda: _text(self.node.get("identifier"), "identifier", "Publication identifier")),
+            "title": read(lambda: _text(self.description_values("mainTitle"), "entityDescription.mainTitle",
+                                        "Publication title")),
+            "language": read(lambda: _iri(self.description_values("language"), "entityDescription.language",
+                                          "Publication language")),
+            "abstract_text": read(lambda: _text(self.description_values("abstract"), "entityDescription.abstract",
+                                                "Publication abstract")),
+            "page_count": read(self.page_count),
+            "publication_date": read(self.publication_date),
+            "publication_type": read(self.publication_type),
+            "parent_publication_type": read(self.parent_publication_type),
+            "is_applicable": read(self.is_applicable),
+            "is_international_collaboration": read(self.is_international_collaboration),
+            "publication_channels": read(self.channels),
+            "contributors": read(self.contributors),
+            "top_level_organizations": read(self.top_level_organizations),
+            "isbn_list": read(self.isbn_list),
+            "handles": read(self.handles),
+            "modified_date": read(self.modified_date),
+        }
+        if problems:
+            raise PublicationRejected(*problems[0], *problems[1:])
+        return Publication(id=self.ref.key, **values)
+
+    def status(self) -> str:
         status = _iri(self.node.get("status"), "status", "Publication status")
         if status is None:
             raise PublicationRejected("status", "Publication status is missing, and nva-nvi's PublicationDto requires it")
+        return status
+
+    def modified_date(self) -> str | None:
         modified = _one([v for v in self.modified_dates() if isinstance(v, Lit) and v.datatype == _DATE_TIME],
                         "modifiedDate", "Publication modified date")
-        return Publication(
-            id=self.ref.key,
-            status=status,
-            identifier=_text(self.node.get("identifier"), "identifier", "Publication identifier"),
-            title=_text(self.description_values("mainTitle"), "entityDescription.mainTitle", "Publication title"),
-            language=_iri(self.description_values("language"), "entityDescription.language", "Publication language"),
-            abstract_text=_text(self.description_values("abstract"), "entityDescription.abstract",
-                                "Publication abstract"),
-            page_count=self.page_count(),
-            publication_date=self.publication_date(),
-            publication_type=self.publication_type(),
-            parent_publication_type=self.parent_publication_type(),
-            is_applicable=self.is_applicable(),
-            is_international_collaboration=self.is_international_collaboration(),
-            publication_channels=self.channels(),
-            contributors=self.contributors(),
-            top_level_organizations=self.top_level_organizations(),
-            isbn_list=self.isbn_list(),
-            handles=self.handles(),
-            modified_date=java_instant(modified.text, "modifiedDate") if modified else None,
-        )
+        return None if modified is None else java_instant(modified.text, "modifiedDate")
 
     # dates, pages, types
 
@@ -674,12 +716,12 @@ class _Reader:
                 yield ref
             pending.extend(p for p in parents if isinstance(p, Ref))
 
-    def organization(self, value: Value, ancestors: tuple[Ref, ...]) -> Organization:
+    def organization(self, value: Value, ancestors: tuple[Ref, ...], relation: str = "") -> Organization:
         """An organization as the service frames it: embedded in full, except where that would loop."""
         if isinstance(value, Lit):
             if value.plain:
-                raise PublicationRejected(f"organization {ancestors[-1].key} partOf/hasPart",
-                                          f"Organization partOf/hasPart is text ({value.text!r}), not an IRI")
+                raise PublicationRejected(f"organization {ancestors[-1].key} {relation}",
+                                          f"Organization {relation} is text ({value.text!r}), not an IRI")
             return Organization(None)
         identifier = None if value.blank else value.key
         if value in ancestors or not self.graph.has_type(value, "Organization"):
@@ -690,8 +732,8 @@ class _Reader:
         return Organization(
             id=identifier,
             country_code=_text(node.get("country"), f"{where} countryCode", "Organization country"),
-            part_of=tuple(self.organization(p, inside) for p in node.get("partOf")) or None,
-            has_part=tuple(self.organization(p, inside) for p in node.get("hasPart")) or None,
+            part_of=tuple(self.organization(p, inside, "partOf") for p in node.get("partOf")) or None,
+            has_part=tuple(self.organization(p, inside, "hasPart") for p in node.get("hasPart")) or None,
             labels=_labels(node.get("label"), where),
         )
 
