@@ -265,7 +265,8 @@ class _Graph:
             ref = Ref(identifier, blank=identifier.startswith("_:"))
         else:
             ref = Ref(f"_:\0{next(self._blank_ids)}", blank=True)
-        node = self.nodes.setdefault(ref, _Node())
+        # RDF has no statement about an IRI that is not well formed: such a node keeps none of its values.
+        node = self.nodes.setdefault(ref, _Node()) if _well_formed(ref) else _Node()
         for key, value in obj.items():
             if key in ("id", "@id", "@context"):
                 continue
@@ -273,14 +274,16 @@ class _Graph:
                 for type_name in value if isinstance(value, list) else [value]:
                     if not isinstance(type_name, str):
                         raise PublicationRejected(f"{path}.{key}", f"not text ({value!r}), so JSON-LD refuses the document")
-                    node.types[_compact(type_name)] = None
+                    if _well_formed(Ref(type_name)):
+                        node.types[_compact(type_name)] = None
                 continue
             if key.startswith("@"):
                 continue
             prop = _PROPERTY_OF_TERM.get(key, _compact(key))
             values = node.values.setdefault(prop, {})
             for item in self._values(key, value, f"{path}.{key}"):
-                values[item] = None
+                if _well_formed(item):
+                    values[item] = None
         return ref
 
     def _values(self, term: str, value, path: str) -> Iterator[Value]:
@@ -309,6 +312,14 @@ class _Graph:
             else:
                 literal = _native(item)
                 yield Lit(literal.text, _DATE_TIME) if term in _DATE_TIME_TERMS else literal
+
+
+_NOT_IN_IRIS = re.compile(r'[\x00-\x20<>"{}|\\^`]')
+
+
+def _well_formed(value: Value) -> bool:
+    """Literals always; IRIs without spaces or the characters IRIs exclude (JSON-LD drops the others)."""
+    return isinstance(value, Lit) or value.blank or not _NOT_IN_IRIS.search(value.key)
 
 
 def _listed(value) -> Iterator:
