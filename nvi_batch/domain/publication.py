@@ -243,7 +243,7 @@ class _Graph:
     def __init__(self, body: dict):
         self.nodes: dict[Ref, _Node] = {}
         self._blank_ids = itertools.count()
-        self.root = self._node(body, "body")
+        self.root = self._node(body, "")
 
     def node(self, ref: Ref) -> _Node:
         return self.nodes.get(ref) or _Node()
@@ -261,7 +261,7 @@ class _Graph:
         if "id" in obj or "@id" in obj:
             identifier = obj["id"] if "id" in obj else obj["@id"]
             if not isinstance(identifier, str):
-                raise PublicationRejected(f"{path}.id", f"not text ({identifier!r}), so JSON-LD refuses the document")
+                raise PublicationRejected(_join(path, "id"), f"not text ({identifier!r}), so JSON-LD refuses the document")
             ref = Ref(identifier, blank=identifier.startswith("_:"))
         else:
             ref = Ref(f"_:\0{next(self._blank_ids)}", blank=True)
@@ -273,7 +273,7 @@ class _Graph:
             if key in ("type", "@type"):
                 for type_name in value if isinstance(value, list) else [value]:
                     if not isinstance(type_name, str):
-                        raise PublicationRejected(f"{path}.{key}", f"not text ({value!r}), so JSON-LD refuses the document")
+                        raise PublicationRejected(_join(path, key), f"not text ({value!r}), so JSON-LD refuses the document")
                     if _well_formed(Ref(type_name)):
                         node.types[_compact(type_name)] = None
                 continue
@@ -281,7 +281,7 @@ class _Graph:
                 continue
             prop = _PROPERTY_OF_TERM.get(key, _compact(key))
             values = node.values.setdefault(prop, {})
-            for item in self._values(key, value, f"{path}.{key}"):
+            for item in self._values(key, value, _join(path, key)):
                 if _well_formed(item):
                     values[item] = None
         return ref
@@ -291,7 +291,7 @@ class _Graph:
             for language, texts in value.items():
                 for text in _listed(texts):
                     if not isinstance(text, str):
-                        raise PublicationRejected(f"{path}.{language}",
+                        raise PublicationRejected(_join(path, language),
                                                   f"not text ({text!r}), so JSON-LD refuses the document")
                     yield Lit(text, _STRING, language)
             return
@@ -320,6 +320,10 @@ _NOT_IN_IRIS = re.compile(r'[\x00-\x20<>"{}|\\^`]')
 def _well_formed(value: Value) -> bool:
     """Literals always; IRIs without spaces or the characters IRIs exclude (JSON-LD drops the others)."""
     return isinstance(value, Lit) or value.blank or not _NOT_IN_IRIS.search(value.key)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _listed(value) -> Iterator:
