@@ -253,5 +253,7 @@ MIGRATIONS: dict[str, Migration] = {
                   lambda candidate: False, True, reported_date),
     )
 }
+# The migrations that read the publication document.
+DOCUMENT_MIGRATIONS = ("publication_details", "creator_names", "handles")
 # Every job name migrations record failures under, for stores that list their ledger per job.
 MIGRATION_JOB_KEYS = tuple(migration_job_key(name) for name in MIGRATIONS)
