@@ -770,7 +770,9 @@ class _Reader:
         return bool(_one(sorted(values), "isInternationalCollaboration", "International collaboration"))
 
     def handles(self) -> tuple[str, ...]:
-        handles = [v.key for v in self.node.get("handle") if isinstance(v, Ref) and not v.blank and v.key]
+        if any(isinstance(v, Ref) and v.blank for v in self.node.get("handle")):
+            raise PublicationRejected("handle", "Publication handle is an object without id, not an IRI")
+        handles = [v.key for v in self.node.get("handle") if isinstance(v, Ref) and v.key]
         for identifier in self.graph.refs(self.ref, "additionalIdentifier"):
             if self.graph.has_type(identifier, "HandleIdentifier"):
                 handles.extend(v.key if isinstance(v, Ref) else v.text for v in self.graph.node(identifier).get("value")
