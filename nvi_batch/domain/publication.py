@@ -25,6 +25,7 @@ naming the field and the reason. No I/O.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import re
 from collections.abc import Iterable, Iterator
@@ -277,10 +278,13 @@ class _Graph:
                     if _well_formed(Ref(type_name)):
                         node.types[_compact(type_name)] = None
                 continue
-            if key.startswith("@"):
+            if key.startswith("@") or value is None:
                 continue
-            prop = _PROPERTY_OF_TERM.get(key, _compact(key))
+            prop, plain_text = _term(key)
             values = node.values.setdefault(prop, {})
+            if plain_text and isinstance(value, str):
+                values[Lit(value)] = None  # the common case, without the general machinery below
+                continue
             for item in self._values(key, value, _join(path, key)):
                 if _well_formed(item):
                     values[item] = None
@@ -320,6 +324,13 @@ _NOT_IN_IRIS = re.compile(r'[\x00-\x20<>"{}|\\^`]')
 def _well_formed(value: Value) -> bool:
     """Literals always; IRIs without spaces or the characters IRIs exclude (JSON-LD drops the others)."""
     return isinstance(value, Lit) or value.blank or not _NOT_IN_IRIS.search(value.key)
+
+
+@functools.cache
+def _term(key: str) -> tuple[str, bool]:
+    """The property a key names, and whether its text values are plain text literals."""
+    plain_text = key not in _IRI_TERMS | _VOCABULARY_TERMS | _DATE_TIME_TERMS | _LANGUAGE_MAP_TERMS
+    return _PROPERTY_OF_TERM.get(key, _compact(key)), plain_text
 
 
 def _join(path: str, key: str) -> str:
