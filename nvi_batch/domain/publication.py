@@ -244,7 +244,7 @@ class _Graph:
     def __init__(self, body: dict):
         self.nodes: dict[Ref, _Node] = {}
         self._blank_ids = itertools.count()
-        self.root = self._node(body, "")
+        self._node(body, "")
 
     def node(self, ref: Ref) -> _Node:
         return self.nodes.get(ref) or _Node()
