@@ -117,8 +117,8 @@ def instance():
 
 
 @pytest.fixture
-def sqlite_store(_session_stores):
-    return empty_sql_store(_session_stores["sqlite"])
+def sqlite_store(_sqlite_session_store):
+    return empty_sql_store(_sqlite_session_store)
 
 
 @pytest.mark.parametrize("migration", DOCUMENT_MIGRATIONS)
