@@ -23,7 +23,6 @@ PLACEHOLDERS = {
     "DAGSTER_PG_DB": "dagster",
     "DAGSTER_PG_USERNAME": "dagster",
     "DAGSTER_PG_PASSWORD_SECRET": "nvi-batch/dagster-pg-password",
-    "NVI_ALERT_WEBHOOK_SECRET": "nvi-batch/alert-webhook-url",
     "NVI_TABLE_NAME": "nva-nvi",
     "NVI_LEDGER_TABLE_NAME": "nvi-batch-ledger",
     "NVI_PUBLICATIONS_BUCKET": "nva-nvi-expanded-resources",

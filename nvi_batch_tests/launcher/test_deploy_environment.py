@@ -27,7 +27,10 @@ STAND_IN_SUFFIX = "_ENDPOINT_URL"
 # ECS sets these in every task itself.
 SET_BY_ECS = {"ECS_CONTAINER_METADATA_URI_V4"}
 # Fetched from Secrets Manager by the task or job (`valueFrom`): never a plain value, never in the image.
-SECRETS = {"DAGSTER_PG_PASSWORD", "NVI_ALERT_WEBHOOK_URL"}
+SECRETS = {"DAGSTER_PG_PASSWORD"}
+# Read when set, but kept in the store in production (`nvi-batch alerts --webhook`): a webhook URL is a
+# credential, and the store keeps it out of every definition and lets an operator change it without one.
+KEPT_IN_THE_STORE = {"NVI_ALERT_WEBHOOK_URL"}
 # Set by deploy/ ahead of the code that reads it: the failure ledger's own table (issue 9). Once the
 # code reads it the scan finds it by itself.
 ANNOUNCED = {"NVI_LEDGER_TABLE_NAME"}
@@ -97,7 +100,7 @@ def production_variables() -> dict[str, list[str]]:
     return {
         name: places
         for name, places in read.items()
-        if name not in LOCAL_ONLY | SET_BY_ECS and not name.endswith(STAND_IN_SUFFIX)
+        if name not in LOCAL_ONLY | SET_BY_ECS | KEPT_IN_THE_STORE and not name.endswith(STAND_IN_SUFFIX)
     }
 
 
