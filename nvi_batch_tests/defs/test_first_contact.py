@@ -2,6 +2,9 @@
 `dagster job execute` needs. (That the years sensor registers them all without anyone starting it is
 shown with a real daemon, in nvi_batch_tests/topology/test_readme_steps.py.)"""
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -9,6 +12,8 @@ from nvi_batch.cli import seed_store
 from nvi_batch.definitions import defs
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import SqlStoreResource
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -43,3 +48,13 @@ def test_a_run_of_a_year_without_a_period_registers_nothing_and_fails_naming_the
         [failure] = [event for event in result.all_events if event.is_step_failure]
         assert "2019" in failure.step_failure_data.error.message
 
+
+
+def test_the_local_instance_config_loads_where_dagster_home_is_not_exported(tmp_path, monkeypatch):
+    """`dagster-webserver` or `dagster dev` started in the clone without DAGSTER_HOME read dagster.yaml."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    shutil.copy(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_enabled
+        assert instance.get_dynamic_partitions(reporting_year_partitions.name) == []

@@ -39,6 +39,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -257,16 +258,18 @@ class Agent:
         os.killpg(process.pid, signal.SIGTERM)
         threading.Timer(STOP_TIMEOUT_SECONDS, _kill, args=(process,)).start()
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace_seconds: float = 3) -> None:
+        """Stop every process: SIGTERM, then SIGKILL for those still there after the grace period."""
         with self._lock:
             processes = list(self._processes.values())
             self._stopping.update(key.split("-", 1)[1] for key in self._processes)
         for process in processes:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
         for process in processes:
             try:
-                process.wait(timeout=10)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _kill(process)
 

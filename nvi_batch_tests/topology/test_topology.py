@@ -22,6 +22,7 @@ import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
+from nvi_batch.cli import seed_store
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch_tests.aws import fake_aws_credentials
 from nvi_batch_tests.topology.topology import CLUSTER, LOOPBACK, REGION, Topology, production_topology
@@ -35,9 +36,17 @@ RUN_TIMEOUT_SECONDS = 150
 RUN_ID = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\s", re.MULTILINE)
 
 
+def seed(topology: Topology) -> None:
+    """The service's table holds candidates and periods before nvi_batch is deployed next to it."""
+    with fake_aws_credentials():
+        store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url)
+        seed_store(store, SEEDED, seed=11)
+        store.dispose()
+
+
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory) -> Iterator[Topology]:
-    with production_topology(tmp_path_factory.mktemp("topology")) as topology:
+    with production_topology(tmp_path_factory.mktemp("topology"), seed=seed) as topology:
         yield topology
 
 
@@ -58,10 +67,10 @@ def store(topology) -> Iterator[DynamoDbStore]:
 
 
 @pytest.fixture(scope="module")
-def seeded(topology, store) -> dict[str, int]:
-    """`nvi-batch seed` run in the deployment's environment: candidates in the table, years as partitions."""
-    output = nvi_batch(topology, "seed", "--count", str(SEEDED))
-    assert "added reporting-year partitions: 2023, 2024, 2025, 2026, 2027" in output
+def seeded(instance, store) -> dict[str, int]:
+    """The revisions as seeded, once the years sensor (running by default) has made the years partitions."""
+    years = wait_until(lambda: instance.get_dynamic_partitions("reporting_years"), 5)
+    assert years == ["2023", "2024", "2025", "2026", "2027"]
     return revisions(store)
 
 
@@ -83,13 +92,20 @@ def year_members(store: DynamoDbStore, year: str) -> set[str]:
     return {identifier for page in store.candidate_id_pages(year, 1000) for identifier in page}
 
 
-def launch_tagged(topology: Topology, year: str, launcher: str) -> str:
-    """A run of a year launched through the webserver, as from the UI with the `nvi/launcher` tag."""
+def launch(topology: Topology, job_name: str, run_config: dict, tags: dict[str, str]) -> str:
+    """A run launched through the webserver, as from the UI."""
     client = DagsterGraphQLClient(LOOPBACK, port_number=topology.webserver_port)
     return client.submit_job_execution(
-        "refresh_candidates_job", repository_location_name="nvi_batch", repository_name="__repository__",
-        run_config={}, tags={"dagster/partition": year, "nvi/launcher": launcher},
+        job_name, repository_location_name="nvi_batch", repository_name="__repository__",
+        run_config=run_config, tags=tags,
     )
+
+
+def launch_tagged(topology: Topology, year: str, launcher: str) -> str:
+    """A year with the `nvi/launcher` tag; its worker is a task or job of its own, so its steps need no
+    processes of their own either."""
+    return launch(topology, "refresh_candidates_job", {"execution": {"config": {"in_process": {}}}},
+                  {"dagster/partition": year, "nvi/launcher": launcher})
 
 
 def wait_for_runs(instance: dg.DagsterInstance, run_ids: list[str], topology: Topology) -> list[dg.DagsterRun]:
@@ -146,7 +162,7 @@ def finished_job(topology: Topology, job_id: str) -> dict:
     return job
 
 
-def wait_until(found, count: int, timeout: float = 30) -> list:
+def wait_until(found, count: int, timeout: float = 60) -> list:
     deadline = time.monotonic() + timeout
     while len(result := found()) < count and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -188,8 +204,8 @@ def test_a_full_scan_spreads_its_segments_over_ecs_tasks_and_writes_every_candid
     year_runs, topology, instance, store
 ):
     before = revisions(store)
-    [run_id] = RUN_ID.findall(nvi_batch(topology, "start", json.dumps(
-        {"jobType": "REFRESH_CANDIDATES", "maxParallelSegments": SEGMENTS})))
+    run_id = launch(topology, "refresh_all_candidates_job",
+                    {"ops": {"plan_segments": {"config": {"max_parallel_segments": SEGMENTS}}}}, {})
     [run] = wait_for_runs(instance, [run_id], topology)
     assert run.status == dg.DagsterRunStatus.SUCCESS, failure_of(instance, run)
 

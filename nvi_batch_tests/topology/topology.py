@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -260,12 +260,15 @@ def standin_aws(state_dir: Path) -> Iterator[dict]:
 
 
 @contextlib.contextmanager
-def production_topology(state_dir: Path) -> Iterator[Topology]:
-    """Everything up and ready; torn down (tasks stopped, database dropped) on the way out."""
+def production_topology(state_dir: Path, seed: Callable[[Topology], None] | None = None) -> Iterator[Topology]:
+    """Everything up and ready; torn down (tasks stopped, database dropped) on the way out. `seed` fills
+    the table before the services start, so the daemon's first sensor tick finds its years."""
     with throwaway_postgres_database(prefix="nvi_topology") as url, standin_aws(state_dir) as endpoints:
         topology = Topology(state_dir, url.rsplit("/", 1)[1], endpoints["aws"], endpoints["account"])
         # Dagster's tables are created here once, before three services race to create them.
         with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_db": topology.postgres_db}}}) as instance:
             topology.provision()
+            if seed is not None:
+                seed(topology)
             topology.start_services(instance)
         yield topology
