@@ -18,7 +18,8 @@ from nvi_batch.cli import CliError
 LOOPBACK = "127.0.0.1"
 TASK_METADATA_VARIABLE = "ECS_CONTAINER_METADATA_URI_V4"
 CODE_LOCATION_MODULE = "nvi_batch.definitions"
-SERVERS = {"code-server": 4000, "webserver": 3000}
+SERVERS = ("code-server", "webserver")
+WEBSERVER_PORT = 3000
 
 
 def task_address() -> str:
@@ -40,9 +41,16 @@ def server_command(server: str, address: str, port: int, workspace: str) -> list
     return ["dagster-webserver", "-h", address, "-p", str(port), "-w", workspace]
 
 
+def default_port(server: str) -> int:
+    """The code server's port is the one the daemon and the webserver are told (NVI_CODE_SERVER_PORT)."""
+    if server == "code-server":
+        return int(os.environ.get("NVI_CODE_SERVER_PORT", "4000"))
+    return WEBSERVER_PORT
+
+
 def cmd_serve(args) -> int:
     address = task_address()
-    port = args.port or SERVERS[args.server]
+    port = args.port or default_port(args.server)
     command = server_command(args.server, address, port, args.workspace)
     print(f"{args.server} on {address}:{port}", flush=True)
     os.execvp(command[0], command)  # noqa: S606 - the server replaces this process, as in the image's CMD
@@ -57,8 +65,10 @@ def register(commands: argparse._SubParsersAction) -> None:
             "in (from the task metadata endpoint), or to 127.0.0.1 outside ECS. The image's command."
         ),
     )
-    serve.add_argument("server", choices=sorted(SERVERS))
-    serve.add_argument("--port", type=int, help="default: 4000 for the code server, 3000 for the webserver")
+    serve.add_argument("server", choices=SERVERS)
+    serve.add_argument(
+        "--port", type=int, help="default: NVI_CODE_SERVER_PORT (4000) for the code server, 3000 for the webserver"
+    )
     serve.add_argument(
         "--workspace", default="deploy/workspace.yaml", help="the webserver's workspace file (default: %(default)s)"
     )

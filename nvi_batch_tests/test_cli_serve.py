@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nvi_batch.cli_serve import server_command, task_address
+from nvi_batch.cli_serve import default_port, server_command, task_address
 
 
 @pytest.fixture
@@ -44,3 +44,9 @@ def test_outside_a_task_they_bind_to_loopback(monkeypatch):
     monkeypatch.delenv("ECS_CONTAINER_METADATA_URI_V4", raising=False)
 
     assert task_address() == "127.0.0.1"
+
+
+def test_the_code_server_listens_where_the_daemon_and_webserver_are_told_to_look(monkeypatch):
+    monkeypatch.setenv("NVI_CODE_SERVER_PORT", "4711")
+
+    assert (default_port("code-server"), default_port("webserver")) == (4711, 3000)

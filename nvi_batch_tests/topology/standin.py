@@ -22,7 +22,8 @@ definition is not for, environment names Batch reserves. A task that cannot star
 built, a secret that does not exist, no execution role to fetch it with) stops as ECS stops it, with
 `TaskFailedToStart` and the reason. Where moto falls short of ECS and Batch (a Fargate task sized only
 at the task level, a network interface's DNS name, a finished job's exit code in `DescribeJobs`) it is
-filled in here; all of this lives only in this process.
+filled in here, and a DynamoDB transaction backs up the items it writes rather than whole tables; all of
+this lives only in this process.
 
 Each process's output goes to `<state dir>/logs/`. It prints one JSON line with the two endpoints, then
 serves until SIGTERM or SIGINT, when it stops every process it started.
@@ -31,6 +32,7 @@ serves until SIGTERM or SIGINT, when it stops every process it started.
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import json
 import logging
@@ -48,6 +50,8 @@ import boto3
 from moto.batch import models as batch_models
 from moto.batch.exceptions import ClientException
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models.table import Table
 from moto.ec2.models.elastic_network_interfaces import NetworkInterface
 from moto.ecs import models as ecs_models
 from moto.ecs.exceptions import InvalidParameterException
@@ -256,7 +260,9 @@ class Agent:
         if process is None or process.poll() is not None:
             return
         os.killpg(process.pid, signal.SIGTERM)
-        threading.Timer(STOP_TIMEOUT_SECONDS, _kill, args=(process,)).start()
+        timer = threading.Timer(STOP_TIMEOUT_SECONDS, _kill, args=(process,))
+        timer.daemon = True
+        timer.start()
 
     def shutdown(self, grace_seconds: float = 3) -> None:
         """Stop every process: SIGTERM, then SIGKILL for those still there after the grace period."""
@@ -329,6 +335,56 @@ def refuse_submit_job(container_overrides: dict | None) -> None:
     for entry in (container_overrides or {}).get("environment", []):
         if entry["name"].startswith("AWS_BATCH"):
             raise ClientException(f"Environment variable names cannot start with AWS_BATCH: {entry['name']}")
+
+
+class _TablesNotCopied:
+    """The `copy` module as moto's DynamoDB backend sees it here: a whole table is not deep-copied."""
+
+    copy = staticmethod(copy.copy)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict | None = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _item_backup(backend, operation: dict) -> tuple[str, dict, dict | None] | None:
+    """(table, key, the item's attributes or None) before a transaction touches it."""
+    _, request = next(iter(operation.items()))
+    table = backend.tables.get(request.get("TableName"))
+    if table is None:
+        return None
+    if "Key" in request:
+        key = request["Key"]
+    else:
+        key = {attribute: request["Item"][attribute] for attribute in (table.hash_key_attr, table.range_key_attr)
+               if attribute and attribute in request.get("Item", {})}
+    try:
+        current = backend.get_item(table.name, key)
+    except Exception:  # noqa: BLE001 - an incomplete key: moto refuses the transaction before writing it
+        return None
+    return table.name, key, current.to_json()["Attributes"] if current else None
+
+
+def lean_transactions() -> None:
+    """moto backs a transaction up by deep-copying every table it touches, which costs time and memory
+    in proportion to the table for every write; back up the items it touches instead (writes to
+    DynamoDB run one at a time here, see SerializedWrites)."""
+    transact = dynamodb_models.DynamoDBBackend.transact_write_items
+
+    def transact_backing_up_items(backend, transact_items: list[dict]) -> None:
+        backups = [backup for item in transact_items if (backup := _item_backup(backend, item))]
+        try:
+            transact(backend, transact_items)
+        except Exception:
+            for table_name, key, attributes in reversed(backups):
+                if attributes is not None:
+                    backend.put_item(table_name, attributes)
+                elif backend.get_item(table_name, key) is not None:
+                    backend.delete_item(table_name, key)
+            raise
+
+    dynamodb_models.copy = _TablesNotCopied
+    dynamodb_models.DynamoDBBackend.transact_write_items = transact_backing_up_items
 
 
 def install(agent: Agent) -> None:
@@ -471,6 +527,7 @@ def serve(state_dir: Path, images: dict[str, Path], context: Path, venv_bin: Pat
     metadata = ThreadingHTTPServer((LOOPBACK, 0), metadata_handler(agent))
     agent.metadata_url = f"http://{LOOPBACK}:{metadata.server_port}"
     install(agent)
+    lean_transactions()
 
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

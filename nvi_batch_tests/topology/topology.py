@@ -33,6 +33,7 @@ import boto3
 import dagster as dg
 from dagster._grpc.client import DagsterGrpcClient
 
+from nvi_batch.demo_data import DEMO_BUCKET
 from nvi_batch.storage.dynamodb import table_definition
 from nvi_batch_tests.backends import throwaway_postgres_database
 from nvi_batch_tests.topology.image import LocalImage
@@ -77,7 +78,8 @@ class Topology:
             "DAGSTER_PG_PASSWORD_SECRET": PG_PASSWORD_SECRET,
             "NVI_TABLE_NAME": "nva-nvi",
             "NVI_LEDGER_TABLE_NAME": "nvi-batch-ledger",
-            "NVI_PUBLICATIONS_BUCKET": "nva-nvi-expanded-resources",
+            # The bucket the demo candidates' publicationBucketUri names.
+            "NVI_PUBLICATIONS_BUCKET": DEMO_BUCKET,
             "NVI_REPORTS_BUCKET": "nvi-batch-reports",
             "NVI_LEGACY_DLQ_URL": "",
             "NVI_LEGACY_DLQ_NAME": "nvi-batch-job-dlq",
@@ -166,8 +168,8 @@ class Topology:
     def start_services(self, instance: dg.DagsterInstance, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
         """The code server first, then the daemon and the webserver, which load it as they start."""
         deadline = time.monotonic() + timeout
-        self.services["code-server"] = self.run_task(
-            ["nvi-batch", "serve", "code-server", "--port", str(self.code_server_port)], started_by="ecs-svc/code-server"
+        self.services["code-server"] = self.run_task(  # the image's own command
+            None, {"NVI_CODE_SERVER_PORT": str(self.code_server_port)}, started_by="ecs-svc/code-server"
         )
         self._wait_for("code-server", lambda: DagsterGrpcClient(port=self.code_server_port, host=LOOPBACK).ping(""),
                        deadline)
