@@ -123,7 +123,7 @@ def wait_for_runs(instance: dg.DagsterInstance, run_ids: list[str], topology: To
 
 def failure_of(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str:
     return "\n".join(
-        event.message for event in instance.all_logs(run.run_id) if event.is_dagster_event and "FAIL" in event.dagster_event_type_value
+        event.message for event in instance.all_logs(run.run_id) if event.is_dagster_event and "FAIL" in event.dagster_event.event_type_value
     )
 
 
