@@ -138,6 +138,26 @@ def test_run_task_refuses_what_ecs_refuses(aws, overrides, refusal):
     assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
 
 
+@pytest.mark.parametrize(("target", "code"), [
+    ({"cluster": CLUSTER, "taskDefinition": "nvi-batch-never-registered"}, "ClientException"),
+    ({"cluster": "no-such-cluster", "taskDefinition": "nvi-batch-run"}, "ClusterNotFoundException"),
+])
+def test_run_task_refuses_an_unknown_task_definition_or_cluster(aws, target, code):
+    with pytest.raises(ClientError) as refused:
+        aws.client("ecs").run_task(**target, launchType="FARGATE", networkConfiguration=network(aws))
+
+    assert refused.value.response["Error"]["Code"] == code
+
+
+@pytest.mark.parametrize(("target", "refusal"), [
+    ({"jobQueue": JOB_QUEUE, "jobDefinition": "nvi-batch-never-registered"}, "does not exist"),
+    ({"jobQueue": "no-such-queue", "jobDefinition": "nvi-batch-run"}, "does not exist"),
+])
+def test_submit_job_refuses_an_unknown_job_definition_or_queue(aws, target, refusal):
+    with pytest.raises(ClientError, match=refusal):
+        aws.client("batch").submit_job(jobName="unknown", **target)
+
+
 def test_a_task_whose_secret_does_not_exist_fails_to_start(aws):
     ecs = aws.client("ecs")
     definition = aws.rendered("ecs-task-definition.json")
