@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import string
+import uuid
 from collections.abc import Iterator
 
 import dagster as dg
@@ -11,8 +12,17 @@ import pytest
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
+from nvi_batch.cli import main as cli_main
 from nvi_batch.launcher import RoutingRunLauncher
-from nvi_batch_tests.launcher.conftest import DEPLOY_DIR, JOB_DEFINITION, JOB_QUEUE, REGION, TASK_DEFINITION
+from nvi_batch.storage.dynamodb import DynamoDbStore
+from nvi_batch_tests.launcher.conftest import (
+    DEPLOY_DIR,
+    JOB_DEFINITION,
+    JOB_QUEUE,
+    REGION,
+    REPO_ROOT,
+    TASK_DEFINITION,
+)
 
 # What a team fills in (e.g. with envsubst) before registering the definitions and the policy.
 PLACEHOLDERS = {
@@ -25,6 +35,7 @@ PLACEHOLDERS = {
     "DAGSTER_PG_PASSWORD_SECRET": "nvi-batch/dagster-pg-password",
     "NVI_DEPLOYMENT": "production",
     "NVI_TABLE_NAME": "nva-nvi",
+    "NVI_LEDGER_TABLE_NAME": "nvi-batch-ledger",
     "NVI_BUCKET": "nva-nvi-batch",
     "NVI_QUEUE_NAME": "nvi-batch-work",
     "NVI_DLQ_NAME": "nvi-batch-work-dlq",
@@ -111,3 +122,39 @@ def test_the_image_the_task_and_the_job_agree_on_home_and_container():
     assert {"name": "DAGSTER_HOME", "value": image_home} in job["environment"]
     assert container["name"] == instance_config["run_launcher"]["config"]["ecs"]["container_name"]
     assert 'CMD ["dagster", "code-server", "start", "-m", "nvi_batch.definitions"' in dockerfile
+
+
+def production_variables() -> set[str]:
+    """The environment variables the production resources read without a default."""
+    source = "\n".join((REPO_ROOT / "nvi_batch" / "defs" / name).read_text() for name in ("resources.py", "reports.py"))
+    optional = set(re.findall(r'os\.environ\.get\("(\w+)"\)', source))
+    return set(re.findall(r'EnvVar\("(\w+)"\)', source)) - optional
+
+
+def test_heavy_runs_get_every_variable_the_production_resources_read():
+    [container] = rendered("ecs-task-definition.json")["containerDefinitions"]
+    job = rendered("batch-job-definition.json")["containerProperties"]
+    needed = production_variables()
+
+    assert {"NVI_TABLE_NAME", "NVI_LEDGER_TABLE_NAME", "AWS_REGION"} <= needed
+    for environment in (container["environment"], job["environment"]):
+        assert needed <= {variable["name"] for variable in environment}
+    assert {"name": "NVI_LEDGER_TABLE_NAME", "value": "nvi-batch-ledger"} in container["environment"]
+
+
+def test_the_ledger_table_is_created_from_the_definition_the_readme_prints(aws, capsys):
+    readme = (DEPLOY_DIR / "README.md").read_text()
+    assert 'nvi-batch table-definition ledger "$NVI_LEDGER_TABLE_NAME"' in readme
+    name = f"nvi-batch-ledger-{uuid.uuid4().hex[:8]}"
+
+    assert cli_main(["table-definition", "ledger", name]) == 0
+    definition = json.loads(capsys.readouterr().out)
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(**definition)
+    try:
+        store = DynamoDbStore("nva-nvi", REGION, aws.endpoint_url, ledger_table_name=name)
+        store.set_setting("processing_paused", "deploy")
+        assert store.get_setting("processing_paused") == "deploy"
+        store.dispose()
+    finally:
+        dynamodb.delete_table(TableName=name)

@@ -1,7 +1,10 @@
 """deploy/iam-policy.json grants the run task's role what the pipeline's boto3 calls need, and no more.
 
 The calls are read from the source of `nvi_batch/` with `ast`, so an adapter that starts calling a
-new DynamoDB, S3 or SQS operation fails this test until the policy grants it.
+new DynamoDB, S3 or SQS operation fails this test until the policy grants it. A TransactWriteItems
+needs the actions its items hold (Put, Update, Delete, ConditionCheck), read from the module that
+sends it. Each DynamoDB table gets exactly what the module working on it calls: the service's
+table (`storage/dynamodb/store.py`) and nvi_batch's ledger table (`storage/dynamodb/ledger.py`).
 """
 
 import ast
@@ -38,15 +41,21 @@ PLANNED_ACTIONS = {
     "sqs:SendMessage",
 }
 
+TRANSACT_WRITE = "dynamodb:TransactWriteItems"
+# What each kind of item a TransactWriteItems may hold needs.
+TRANSACTION_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+TABLE_MODULES = {
+    "NVI_TABLE_NAME": "nvi_batch/storage/dynamodb/store.py",
+    "NVI_LEDGER_TABLE_NAME": "nvi_batch/storage/dynamodb/ledger.py",
+}
+
 # IAM authorises these operations through other actions.
 IAM_ACTIONS_OF = {
-    # A transaction may hold any of Put, Update, Delete and ConditionCheck.
-    "dynamodb:TransactWriteItems": {
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:ConditionCheckItem",
-    },
     "dynamodb:TransactGetItems": {"dynamodb:GetItem"},
     "s3:ListObjectsV2": {"s3:ListBucket"},
     "s3:ListObjects": {"s3:ListBucket"},
@@ -157,16 +166,51 @@ def _operation(service: str, node: ast.AST) -> str | None:
     return operations(service).get(method) or CONVENIENCE_OPERATIONS.get(service, {}).get(method)
 
 
+def transaction_item_actions(source: str) -> set[str]:
+    """What the transactions of a module need: the item kinds it writes into TransactItems (`{"Put": ...}`)."""
+    keys = {
+        key.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Dict)
+        for key in node.keys
+        if isinstance(key, ast.Constant)
+    }
+    return {action for kind, action in TRANSACTION_ITEM_ACTIONS.items() if kind in keys}
+
+
+def module_actions(path) -> dict[str, list[str]]:
+    """IAM actions a module needs -> where it calls for them; a transaction stands for the items it holds."""
+    source = path.read_text()
+    where = str(path.relative_to(REPO_ROOT))
+    found = boto3_actions(source, where)
+    if TRANSACT_WRITE in found:
+        places = found.pop(TRANSACT_WRITE)
+        for action in transaction_item_actions(source):
+            found[action] = found.get(action, []) + places
+    return found
+
+
 def package_actions() -> dict[str, list[str]]:
     found = defaultdict(list)
     for path in sorted(PACKAGE.rglob("*.py")):
-        for action, places in boto3_actions(path.read_text(), str(path.relative_to(REPO_ROOT))).items():
+        for action, places in module_actions(path).items():
             found[action] += places
     return dict(found)
 
 
 def iam_actions(actions: set[str]) -> set[str]:
     return {granted for action in actions for granted in IAM_ACTIONS_OF.get(action, {action})}
+
+
+def granted_on_table(placeholder: str) -> set[str]:
+    """Actions of the statements naming the table (or its indexes), as the policy file writes it."""
+    table = f":table/${{{placeholder}}}"
+    return {
+        action
+        for statement in policy_statements()
+        if any(table in resource for resource in as_list(statement["Resource"]))
+        for action in as_list(statement["Action"])
+    }
 
 
 def policy_statements() -> list[dict]:
@@ -183,7 +227,7 @@ def granted_actions() -> set[str]:
 
 def test_the_policy_grants_every_operation_the_pipeline_calls():
     called = package_actions()
-    needed = iam_actions((set(called) | PLANNED_ACTIONS) - LOCAL_SETUP_ACTIONS)
+    needed = iam_actions((set(called) | PLANNED_ACTIONS) - LOCAL_SETUP_ACTIONS - {TRANSACT_WRITE})
 
     missing = {action: called.get(action, ["planned"]) for action in needed - granted_actions()}
 
@@ -194,6 +238,27 @@ def test_the_policy_grants_nothing_the_pipeline_does_not_call():
     called = set(package_actions()) | PLANNED_ACTIONS
 
     assert granted_actions() <= iam_actions(called - LOCAL_SETUP_ACTIONS)
+
+
+def test_each_dynamodb_table_is_granted_exactly_what_the_module_working_on_it_calls():
+    for placeholder, module in TABLE_MODULES.items():
+        needed = iam_actions(set(module_actions(REPO_ROOT / module)) - LOCAL_SETUP_ACTIONS)
+
+        assert granted_on_table(placeholder) == needed, placeholder
+
+
+def test_the_service_table_is_never_updated_or_deleted_from_item_by_item():
+    """Only the ledger's items are updated in place or deleted; candidates and periods are written whole."""
+    assert not {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"} & granted_on_table(
+        "NVI_TABLE_NAME"
+    )
+
+
+def test_a_transaction_needs_the_actions_of_the_items_it_holds():
+    source = """
+client.transact_write_items(TransactItems=[{"Put": put}, {"Delete": {"Key": key, "ConditionExpression": "x"}}])
+"""
+    assert transaction_item_actions(source) == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
 
 
 def test_the_policy_has_no_wildcard_action_and_only_named_resources():
