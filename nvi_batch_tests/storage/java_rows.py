@@ -189,7 +189,6 @@ LOCK_ATTRIBUTES = {False: LOCKED, True: st.one_of(LOCKED, st.just({}))}
 STRAY_NOTE_ATTRIBUTES = st.one_of(st.just({}), record(revision=st.integers(1, 5), lastWrittenAt=instants()))
 
 
-@st.composite
 def db_candidate(draw, publication: str, applicable: bool, publication_year: str | None, legacy: bool) -> dict:
     """DbCandidate, with fields it does not know besides."""
     details = draw(PUBLICATION_DETAILS)
@@ -215,8 +214,7 @@ def db_candidate(draw, publication: str, applicable: bool, publication_year: str
 # -- items ---------------------------------------------------------------------------------------
 
 
-@st.composite
-def java_aggregates(draw, position: int = 0) -> JavaAggregate:
+def java_aggregate(draw, position: int) -> JavaAggregate:
     """A candidate, its approvals and notes, as CandidateDao, ApprovalStatusDao and NoteDao write them.
 
     The identifier mixes `position` in, so that the aggregates of a list never share one.
@@ -228,7 +226,7 @@ def java_aggregates(draw, position: int = 0) -> JavaAggregate:
     applicable = draw(st.booleans())
     publication_year = draw(st.sampled_from([*YEARS, None]))
     period_year = draw(st.sampled_from([*YEARS, None])) if legacy else draw(st.sampled_from(YEARS))
-    data = draw(db_candidate(publication, applicable, publication_year, legacy))
+    data = db_candidate(draw, publication, applicable, publication_year, legacy)
 
     candidate = {
         "PrimaryKeyHashKey": hash_key,
@@ -278,5 +276,6 @@ def java_aggregates(draw, position: int = 0) -> JavaAggregate:
 
 @st.composite
 def java_aggregate_lists(draw, count: int, first_position: int = 0) -> list[JavaAggregate]:
-    """`count` aggregates with distinct identifiers (and so distinct publications)."""
-    return [draw(java_aggregates(position)) for position in range(first_position, first_position + count)]
+    """`count` aggregates with distinct identifiers (and so distinct publications). The record
+    strategies are built once above: building strategies while drawing is what makes hypothesis slow."""
+    return [java_aggregate(draw, position) for position in range(first_position, first_position + count)]

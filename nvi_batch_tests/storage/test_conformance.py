@@ -39,7 +39,7 @@ from nvi_batch.engine.scans import SegmentScan, YearScan
 from nvi_batch.engine.step import StepSettings, run_candidate_step
 from nvi_batch.storage.publications import LocalPublicationSource, build_document
 from nvi_batch.storage.sql import utc_now
-from nvi_batch_tests.aws import dynamodb_store
+from nvi_batch_tests.aws import dynamodb_store, moto_server_process
 from nvi_batch_tests.backends import empty_sql_store
 from nvi_batch_tests.conftest import BACKENDS
 from nvi_batch_tests.storage.java_rows import YEARS, JavaAggregate, java_aggregate_lists
@@ -47,7 +47,7 @@ from nvi_batch_tests.storage.java_rows import YEARS, JavaAggregate, java_aggrega
 JOB = "REFRESH_CANDIDATES"
 GENERATED = 1000  # aggregates per backend
 PER_EXAMPLE = 10  # aggregates per hypothesis example: larger lists make generation slower per aggregate
-CHUNK = 20  # aggregates per table on moto, which copies the whole table before every transaction
+CHUNK = 10  # aggregates per table on moto, which copies the whole table before every transaction
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
@@ -143,11 +143,19 @@ class SqlBackend:
         return {identifier for page in self.store.candidate_id_pages(year, 1000) for identifier in page}
 
 
+@pytest.fixture(scope="module")
+def moto_of_its_own():
+    """moto in a process of its own: most of the DynamoDB leg's time is moto's, which can then run on
+    another core than the engine and the checks."""
+    with moto_server_process() as endpoint_url:
+        yield endpoint_url
+
+
 @pytest.fixture(params=BACKENDS)
 def fresh_backend(request, _session_stores):
-    """Makes an empty backend per hypothesis example: a new table pair on moto, an emptied SQL store."""
+    """Makes an empty backend per chunk of rows: a new table pair on moto, an emptied SQL store."""
     if request.param == "dynamodb":
-        endpoint = request.getfixturevalue("moto_endpoint")
+        endpoint = request.getfixturevalue("moto_of_its_own")
 
         @contextlib.contextmanager
         def fresh():
