@@ -154,6 +154,16 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_table_definition(args) -> int:
+    """Print a table's CreateTable arguments for `aws dynamodb create-table --cli-input-json` (deploy/)."""
+    import json
+
+    from nvi_batch.storage.dynamodb import ledger_table_definition
+
+    print(json.dumps(ledger_table_definition(args.name), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nvi-batch", description=__doc__)
     parser.add_argument("--database-url", default="", help="SQLAlchemy URL (default: NVI_DATABASE_URL or SQLite)")
@@ -171,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="seed if empty, refresh one year through Dagster, print a summary")
     demo.add_argument("--year", default=DEMO_YEAR)
     demo.set_defaults(handler=cmd_demo)
+
+    definition = commands.add_parser(
+        "table-definition", help="print the CreateTable JSON of nvi_batch's own DynamoDB table (deploy/README.md)"
+    )
+    definition.add_argument("table", choices=["ledger"], help="ledger: failure ledger, checkpoints and settings")
+    definition.add_argument("name", help="the table's name (NVI_LEDGER_TABLE_NAME)")
+    definition.set_defaults(handler=cmd_table_definition)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)

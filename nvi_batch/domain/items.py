@@ -209,9 +209,10 @@ def stored_items(candidate: CandidateAggregate) -> list[dict]:
 class AggregateWrite:
     """Writing one aggregate back: the item attribute maps it stores, and the read state they replace.
 
-    `items[0]` is the candidate, then one per approval and note, in the aggregate's order; each comes
-    with the item object it was made from (None for the candidate), so that a store can make each
-    Put conditional on what was read. `apply()` updates the objects once the store has committed.
+    `items[0]` is the candidate, then one per approval and note, in the aggregate's order; `children[i]`
+    is the approval or note object `items[i + 1]` was made from, still as read, so that a store can
+    make each Put conditional on what was read. `apply()` updates the objects once the store has
+    committed.
     """
 
     candidate: CandidateAggregate

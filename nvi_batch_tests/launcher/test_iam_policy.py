@@ -3,7 +3,10 @@
 The calls are read with `ast`: from the source of `nvi_batch/`, and from the parts of dagster-aws a run
 executes (a full scan starts its segments as ECS tasks and hands their results on in S3). An adapter
 that starts calling a new operation fails this test until the policy grants it, and a grant no code
-needs fails it too.
+needs fails it too. A TransactWriteItems needs the actions its items hold (Put, Update, Delete,
+ConditionCheck), read from the module that sends it. Each DynamoDB table gets exactly what the module
+working on it calls: the service's table (`storage/dynamodb/store.py`) and nvi_batch's ledger table
+(`storage/dynamodb/ledger.py`).
 """
 
 import ast
@@ -40,15 +43,21 @@ DAGSTER_AWS_CODE = (
 )
 DAGSTER_AWS_SERVICES = ("ecs", "ec2", "s3")
 
+TRANSACT_WRITE = "dynamodb:TransactWriteItems"
+# What each kind of item a TransactWriteItems may hold needs.
+TRANSACTION_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+TABLE_MODULES = {
+    "NVI_TABLE_NAME": "nvi_batch/storage/dynamodb/store.py",
+    "NVI_LEDGER_TABLE_NAME": "nvi_batch/storage/dynamodb/ledger.py",
+}
+
 # What IAM checks for an operation, when that is not (only) the action of the same name.
 IAM_ACTIONS_OF = {
-    # A transaction may hold any of Put, Update, Delete and ConditionCheck.
-    "dynamodb:TransactWriteItems": {
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:DeleteItem",
-        "dynamodb:ConditionCheckItem",
-    },
     "dynamodb:TransactGetItems": {"dynamodb:GetItem"},
     "s3:ListObjectsV2": {"s3:ListBucket"},
     # Without ListBucket a missing key answers AccessDenied instead of NoSuchKey, and a missing
@@ -180,11 +189,35 @@ def _operation(service: str, node: ast.AST) -> str | None:
     )
 
 
+def transaction_item_actions(source: str) -> set[str]:
+    """What the transactions of a module need: the item kinds it writes into TransactItems (`{"Put": ...}`)."""
+    keys = {
+        key.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Dict)
+        for key in node.keys
+        if isinstance(key, ast.Constant)
+    }
+    return {action for kind, action in TRANSACTION_ITEM_ACTIONS.items() if kind in keys}
+
+
+def module_actions(path) -> dict[str, list[str]]:
+    """IAM actions a module needs -> where it calls for them; a transaction stands for the items it holds."""
+    source = path.read_text()
+    where = str(path.relative_to(REPO_ROOT))
+    found = boto3_actions(source, where)
+    if TRANSACT_WRITE in found:
+        places = found.pop(TRANSACT_WRITE)
+        for action in transaction_item_actions(source):
+            found[action] = found.get(action, []) + places
+    return found
+
+
 def called_actions() -> dict[str, list[str]]:
     """Every operation the run role's code calls -> where: nvi_batch/ and the dagster-aws it runs."""
     found = defaultdict(list)
     for path in sorted(PACKAGE.rglob("*.py")):
-        for action, places in boto3_actions(path.read_text(), str(path.relative_to(REPO_ROOT))).items():
+        for action, places in module_actions(path).items():
             found[action] += places
     for code in DAGSTER_AWS_CODE:
         name = f"{code.__module__}.{code.__qualname__}"
@@ -196,6 +229,17 @@ def called_actions() -> dict[str, list[str]]:
 
 def iam_actions(actions: set[str]) -> set[str]:
     return {granted for action in actions for granted in IAM_ACTIONS_OF.get(action, {action})}
+
+
+def granted_on_table(placeholder: str) -> set[str]:
+    """Actions of the statements naming the table (or its indexes), as the policy file writes it."""
+    table = f":table/${{{placeholder}}}"
+    return {
+        action
+        for statement in policy_statements()
+        if any(table in resource for resource in as_list(statement["Resource"]))
+        for action in as_list(statement["Action"])
+    }
 
 
 def policy_statements() -> list[dict]:
@@ -251,6 +295,27 @@ def test_the_segment_tasks_need_what_a_full_scan_calls_on_ecs():
 
     assert {"ecs:RunTask", "ecs:DescribeTasks", "ecs:StopTask", "ecs:DescribeTaskDefinition",
             "ecs:TagResource", "iam:PassRole", "ec2:DescribeNetworkInterfaces"} <= set(needed)
+
+
+def test_each_dynamodb_table_is_granted_exactly_what_the_module_working_on_it_calls():
+    for placeholder, module in TABLE_MODULES.items():
+        needed = iam_actions(set(module_actions(REPO_ROOT / module)) - LOCAL_SETUP_ACTIONS)
+
+        assert granted_on_table(placeholder) == needed, placeholder
+
+
+def test_the_service_table_is_never_updated_or_deleted_from_item_by_item():
+    """Only the ledger's items are updated in place or deleted; candidates and periods are written whole."""
+    assert not {"dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"} & granted_on_table(
+        "NVI_TABLE_NAME"
+    )
+
+
+def test_a_transaction_needs_the_actions_of_the_items_it_holds():
+    source = """
+client.transact_write_items(TransactItems=[{"Put": put}, {"Delete": {"Key": key, "ConditionExpression": "x"}}])
+"""
+    assert transaction_item_actions(source) == {"dynamodb:PutItem", "dynamodb:DeleteItem"}
 
 
 def test_the_policy_has_no_wildcard_action_and_only_named_resources():
