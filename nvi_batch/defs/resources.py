@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
@@ -94,6 +95,25 @@ class S3PublicationsResource(PublicationSourceResource):
         return S3PublicationSource(self.bucket, self.region, self.endpoint_url, max_connections=max(10, workers))
 
 
+class UnusableStoreResource(NviStoreResource):
+    """Bound when the deployment setting is invalid: the code location still loads, and every use of
+    the store says what to fix."""
+
+    problem: str
+
+    def open(self):
+        raise SettingInvalid(self.problem)
+
+
+class UnusablePublicationsResource(PublicationSourceResource):
+    """The publications' counterpart of UnusableStoreResource."""
+
+    problem: str
+
+    def open(self, workers: int = 1):
+        raise SettingInvalid(self.problem)
+
+
 def local_publications(data_dir: str | None = None) -> LocalPublicationsResource:
     data_dir = data_dir or os.environ.get("NVI_DATA_DIR", DEFAULT_DATA_DIR)
     return LocalPublicationsResource(
@@ -132,10 +152,10 @@ def production_resources() -> dict:
 
 
 def resources_for_deployment(deployment: str | None = None) -> dict:
-    deployment = deployment or os.environ.get("NVI_DEPLOYMENT", "local")
+    try:
+        deployment = deployment or DEPLOYMENT.read()
+    except SettingInvalid as problem:
+        return {"nvi_store": UnusableStoreResource(problem=str(problem)),
+                "publications": UnusablePublicationsResource(problem=str(problem))}
     builders = {"local": local_resources, "production": production_resources}
-    if deployment not in builders:
-        raise dg.DagsterInvalidConfigError(
-            f"NVI_DEPLOYMENT={deployment!r} is not one of {sorted(builders)}", [], None
-        )
     return builders[deployment]()

@@ -7,7 +7,7 @@ Three gates, each naming what it refuses:
 2. JSON, strictly: no NaN or Infinity, no key given twice.
 3. The pydantic model of the request, with every problem collected and named by its field (one answer
    tells an operator everything that is wrong), plus the rules that combine fields.
-Every value echoed back in a message is cut to ECHO_CHARS.
+Every value echoed back in a message is cut to ECHO_CHARS (`domain.bounded.echo`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import MAX_YEAR, MIN_YEAR, YEAR_PATTERN, is_year
 
 REQUEST_TYPE = "StartBatchJobRequest"
@@ -40,7 +41,6 @@ MAX_PAYLOAD_BYTES = 16 * 1024  # the largest sensible payload, every year listed
 MAX_DEPTH = 4  # request → filter → reportingYears is 3
 MAX_NUMBER_CHARS = 20  # 2**63 has 19 digits
 MAX_STRING_CHARS = 100  # the longest legitimate string is a job type of 26 characters
-ECHO_CHARS = 40
 MAX_ERRORS_SHOWN = 20
 
 _FIELDS = ("type", "jobType", "filter", "maxItems", "maxParallelSegments", "maxBatchSize")
@@ -75,12 +75,6 @@ class StartRequest:
     max_items: int | None = None
     max_parallel_segments: int | None = None
     max_batch_size: int | None = None
-
-
-def echo(value) -> str:
-    """A value as JSON (control characters and lone surrogates escaped), cut to ECHO_CHARS."""
-    text = json.dumps(value, ensure_ascii=True)
-    return text if len(text) <= ECHO_CHARS else f"{text[:ECHO_CHARS]}… ({len(text)} characters)"
 
 
 def _reporting_year(value: str) -> str:

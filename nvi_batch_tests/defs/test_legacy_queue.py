@@ -65,10 +65,11 @@ def test_the_sensor_moves_dead_letters_into_the_ledger_and_deletes_only_those(tm
         assert "recorded 3 work items" in result.skip_message and "left 1 unreadable" in result.skip_message
         ledger = {(e.job, e.item_id) for e in resource.open().failures(partition=LEGACY_QUEUE_PARTITION)}
         assert ledger == {("REFRESH_CANDIDATES", CANDIDATE),
-                          ("MIGRATE_CANDIDATES", CANDIDATE.replace("7a1f", "8b2e")),
+                          ("MIGRATE_CANDIDATES:publication_details", CANDIDATE.replace("7a1f", "8b2e")),
                           ("REFRESH_PERIODS", "2024")}
         requests = retry_sensor(dg.build_sensor_context(instance=instance), nvi_store=resource)
-        assert {r.tags["nvi/job"] for r in requests} == {"REFRESH_CANDIDATES", "MIGRATE_CANDIDATES", "REFRESH_PERIODS"}
+        assert {r.tags["nvi/job"] for r in requests} == {"REFRESH_CANDIDATES", "MIGRATE_CANDIDATES:publication_details",
+                                                        "REFRESH_PERIODS"}
 
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
                                                                       "ApproximateNumberOfMessagesNotVisible"])
