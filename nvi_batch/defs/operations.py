@@ -17,7 +17,7 @@ from nvi_batch.defs.alerts import PARTITION_TAG, AlertBook, post_alert
 from nvi_batch.defs.config import MAX_ID_CHARS, checked_run_config, config_problems
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.work_items import job_keys, process_work_items_job, work_items_run_config
+from nvi_batch.defs.work_items import is_work_item, job_keys, process_work_items_job, work_items_run_config
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import (
     CANDIDATE_ID_EXAMPLE,
@@ -52,11 +52,15 @@ def _grouped_runs(context, entries, kind: str, marker) -> list[dg.RunRequest]:
     """One run per (job, partition), at most a chunk of ids each; the key names what makes it new.
 
     A year's runs carry its `dagster/partition` tag, so the run queue's one-run-per-year limit keeps
-    them apart from that year's refresh. A group the job would refuse (a malformed ledger row) is left
-    out with a warning, so it never blocks the other groups' runs."""
+    them apart from that year's refresh. A ledger row the job would refuse (an id, job or partition that
+    is malformed) is left out with a warning, so it never blocks the other items' runs."""
     groups = defaultdict(list)
     for entry in entries:
-        groups[(entry.job, entry.partition)].append(entry)
+        if is_work_item(entry.job, entry.item_id):
+            groups[(entry.job, entry.partition)].append(entry)
+        else:
+            context.log.warning(f"{kind} of {echo(entry.item_id)} ({echo(entry.job)}) left out: not a work item the "
+                                "job takes")
     requests = []
     for (job, partition), group in sorted(groups.items()):
         group.sort(key=lambda e: e.item_id)

@@ -44,6 +44,11 @@ def job_type(job_key: str) -> str:
     return job_key.split(":", 1)[0]
 
 
+def is_work_item(job_key: str, item_id: str) -> bool:
+    """A year for REFRESH_PERIODS, a candidate identifier for every other job."""
+    return is_year(item_id) if job_type(job_key) == REFRESH_PERIODS else is_candidate_id(item_id)
+
+
 # The scopes a ledger row can name: a year, a full scan's segment, or the old dead-letter queue.
 LEDGER_PARTITION_PATTERN = r"^(?:[0-9]{4}|segment-[0-9]{1,3}-of-[0-9]{1,3}|legacy-queue)$"
 
@@ -74,10 +79,10 @@ class WorkItemsConfig(StepConfig):
     @model_validator(mode="after")
     def _ids_of_the_job(self):
         """Periods are keyed by year, candidates by identifier; nothing else reaches a store query."""
-        periods = job_type(self.job) == REFRESH_PERIODS
         wrong = [f"item_ids[{index}] {echo(item)}" for index, item in enumerate(self.item_ids)
-                 if not (is_year(item) if periods else is_candidate_id(item))]
+                 if not is_work_item(self.job, item)]
         if wrong:
+            periods = job_type(self.job) == REFRESH_PERIODS
             expected = "a year such as \"2024\"" if periods else f"a candidate identifier such as {CANDIDATE_ID_EXAMPLE}"
             raise ValueError(f"{len(wrong)} work items are not {expected}: {', '.join(wrong[:5])}"
                              + (" …" if len(wrong) > 5 else ""))
