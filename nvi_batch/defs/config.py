@@ -6,8 +6,9 @@ so a pydantic constraint alone is checked only when the run's step starts (still
 written). Jobs without partitions therefore get `checked_run_config`: a config mapping with the job's
 own shape that builds these models while the run is being planned, so a config that breaks a range is
 refused before any run exists. Dagster allows no config mapping on a partitioned job, so the runs of
-the year jobs are checked by whoever creates them (`nvi-batch start`, the sensors and schedules) with
-`op_config_problems`, and a run launched by hand with a bad range fails at its first step.
+the year jobs are checked by what creates them (`nvi-batch start` with `op_config_problems`; the
+sensors build their config through the models; the schedules set none), and a run launched by hand
+with a bad range fails at its first step, before it touches the store.
 """
 
 from __future__ import annotations
