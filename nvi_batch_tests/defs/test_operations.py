@@ -86,6 +86,7 @@ def later(monkeypatch, hours):
     monkeypatch.setattr(operations, "_utc_now", lambda: moment)
 
 
+@pytest.mark.slow
 def test_failed_items_are_retried_by_the_sensor_until_dead_then_redriven(instance, resource, seeded, monkeypatch):
     store, ids = seeded
     broken = ids[3:6]
@@ -197,6 +198,7 @@ def webhook():
     hook.server.shutdown()
 
 
+@pytest.mark.slow
 def test_a_failing_check_is_alerted_once_after_n_failures_and_survives_a_webhook_outage(
     instance, resource, seeded, webhook
 ):
@@ -242,6 +244,7 @@ def test_failed_runs_are_alerted_after_n_in_a_row(instance, resource, seeded, we
     assert [a["kind"] for a in book.pending.values()] == ["run_failed"]
 
 
+@pytest.mark.slow
 def test_the_retention_schedule_archives_resolved_rows(instance, resource, seeded):
     store, ids = seeded
     break_candidates(store, ids[:2])
@@ -269,6 +272,7 @@ def failed(item_id: str, partition: str, job: str = "REFRESH_CANDIDATES") -> Fai
                         operations._iso(operations._utc_now()))
 
 
+@pytest.mark.slow
 def test_retry_and_redrive_runs_carry_their_years_partition_tag(instance, resource, seeded):
     """The run queue runs one run per `dagster/partition` at a time: a retry of 2024 must wait for the
     refresh of 2024 instead of fighting over its locks."""
@@ -295,6 +299,7 @@ def test_retry_and_redrive_runs_carry_their_years_partition_tag(instance, resour
     assert [(r.tags[PARTITION_TAG], r.tags["nvi/trigger"]) for r in redrives] == [(YEAR, "redrive")]
 
 
+@pytest.mark.slow
 def test_a_work_item_of_another_year_fails_alone(instance, resource, seeded):
     """Retries come from the ledger: a candidate that moved to another year since it failed is a failure
     of its own, naming both years, and its neighbours are processed under the year's period."""

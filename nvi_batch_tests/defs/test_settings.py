@@ -20,6 +20,7 @@ from nvi_batch.settings import ALERT_AFTER_FAILURES, DEPLOYMENT, PROCESSING_ENAB
 BAD_SETTINGS = {"NVI_ALERT_AFTER_FAILURES": "abc", "NVI_DEPLOYMENT": "prod", "PROCESSING_ENABLED": "maybe"}
 
 
+@pytest.mark.slow
 def test_the_code_location_loads_with_every_setting_wrong(tmp_path):
     """As `dagster dev` and the code server load it: in a fresh process, at import."""
     environment = {**os.environ, **BAD_SETTINGS, "DAGSTER_HOME": str(tmp_path)}

@@ -218,6 +218,7 @@ def test_a_paused_store_refuses_and_stays_as_it_was(seeded_store, instance, inst
     assert after == before and instance.get_runs() == []
 
 
+@pytest.mark.slow
 def test_the_installed_command_refuses_undecodable_bytes_without_a_traceback(seeded_store, instance_home):
     """Through a real process: the command line arrives as bytes, decoded by Python with surrogateescape."""
     command = [Path(sys.executable).with_name("nvi-batch"), "--database-url", seeded_store.url, "start",
