@@ -118,6 +118,17 @@ def test_in_production_the_operator_commands_work_on_the_dynamodb_table(moto_end
 CANDIDATE = "7a1f4b7e-2c1e-4c1a-9a43-0d6c5b1f9e01"
 
 
+@pytest.fixture(scope="module")
+def operated_store(tmp_path_factory):
+    store = SqlStore(f"sqlite:///{tmp_path_factory.mktemp('operated') / 'nvi.sqlite'}")
+    store.create_schema()
+    seed_store(store, 20, seed=2)
+    store.record_failures([FailureEvent("REFRESH_CANDIDATES", CANDIDATE, "2024", "permanent", "MalformedRecord",
+                                        "approvals", "run-1", "2026-01-01T00:00:00.000Z")] * 3, lambda attempts: 0)
+    yield store
+    store.dispose()
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -133,9 +144,9 @@ CANDIDATE = "7a1f4b7e-2c1e-4c1a-9a43-0d6c5b1f9e01"
     ids=["NUL in an id", "a 100,000-character id", "an empty id", "a year with a newline", "an unknown job",
          "a long reason", "a long webhook"],
 )
-def test_bad_operator_input_is_refused_by_name_and_changes_nothing(store_url, capsys, args, message):
-    before = store_contents(SqlStore(store_url))
-    code, out = cli(capsys, *args)
+def test_bad_operator_input_is_refused_by_name_and_changes_nothing(operated_store, capsys, args, message):
+    before = store_contents(operated_store)
+    code, out = cli(capsys, "--database-url", operated_store.url, *args)
     assert code == 2 and message in out, out
     assert "\x00" not in out and len(out) < 1500 and "Traceback" not in out
-    assert store_contents(SqlStore(store_url)) == before
+    assert store_contents(operated_store) == before

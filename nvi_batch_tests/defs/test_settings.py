@@ -67,13 +67,18 @@ def resource(tmp_path):
     return SqlStoreResource(database_url=f"sqlite:///{tmp_path / 'nvi.sqlite'}")
 
 
-@pytest.mark.parametrize("raw", ["abc", "0"])
-def test_a_bad_alert_threshold_makes_the_alert_sensor_skip_saying_why(raw, resource, monkeypatch):
-    monkeypatch.setenv("NVI_ALERT_AFTER_FAILURES", raw)
+@pytest.fixture(scope="module")
+def instance():
     with dg.instance_for_test() as instance:
-        context = dg.build_sensor_context(instance=instance, definitions=defs,
-                                          resources={"nvi_store": resource, "alerts": AlertConfig()})
-        tick = alert_sensor.evaluate_tick(context)
+        yield instance
+
+
+@pytest.mark.parametrize("raw", ["abc", "0"])
+def test_a_bad_alert_threshold_makes_the_alert_sensor_skip_saying_why(raw, resource, instance, monkeypatch):
+    monkeypatch.setenv("NVI_ALERT_AFTER_FAILURES", raw)
+    context = dg.build_sensor_context(instance=instance, definitions=defs,
+                                      resources={"nvi_store": resource, "alerts": AlertConfig()})
+    tick = alert_sensor.evaluate_tick(context)
     assert tick.run_requests == []
     assert tick.skip_message == (f'no alerts evaluated: NVI_ALERT_AFTER_FAILURES="{raw}" is not a whole number '
                                  "from 1 to 100 (unset, it is 2)")
@@ -87,15 +92,15 @@ def test_the_alert_threshold_is_read_when_the_sensor_runs(monkeypatch):
     assert AlertConfig().threshold() == 7
 
 
-def test_an_unknown_processing_switch_stops_processing_and_says_so(resource, monkeypatch):
+def test_an_unknown_processing_switch_stops_processing_and_says_so(resource, instance, monkeypatch):
     monkeypatch.setenv("PROCESSING_ENABLED", "maybe")
     reason = pause_reason(None)
     assert reason.startswith('PROCESSING_ENABLED="maybe" is not one of true') and "stays stopped" in reason
-    with dg.instance_for_test() as instance:
-        skipped = retry_sensor(dg.build_sensor_context(instance=instance), nvi_store=resource)
+    skipped = retry_sensor(dg.build_sensor_context(instance=instance), nvi_store=resource)
     assert skipped.skip_message == reason
 
 
+@pytest.mark.slow
 def test_an_unknown_deployment_loads_and_every_use_of_the_store_says_what_to_fix(monkeypatch):
     monkeypatch.setenv("NVI_DEPLOYMENT", "prod")
     resources = resources_for_deployment()
