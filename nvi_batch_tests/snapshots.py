@@ -11,7 +11,7 @@ from nvi_batch.storage.sql import SqlStore, metadata
 
 
 def store_contents(store) -> dict[str, list]:
-    """Table name → its rows (SQL), or the whole DynamoDB table's items; in a stable order."""
+    """Table name → its rows (SQL), or the items of both DynamoDB tables; in a stable order."""
     if isinstance(store, SqlStore):
         with store.engine.connect() as connection:
             return {
@@ -19,7 +19,10 @@ def store_contents(store) -> dict[str, list]:
                     sa.select(table).order_by(*table.primary_key.columns or table.columns))]
                 for table in metadata.sorted_tables
             }
-    items = []
-    for page in store.client.get_paginator("scan").paginate(TableName=store.table_name, ConsistentRead=True):
-        items.extend(page["Items"])
-    return {store.table_name: sorted(json.dumps(item, sort_keys=True) for item in items)}
+    contents = {}
+    for table in (store.table_name, store.ledger_table_name):  # the service's table, and our ledger's
+        items = []
+        for page in store.client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+            items.extend(page["Items"])
+        contents[table] = sorted(json.dumps(item, sort_keys=True) for item in items)
+    return contents

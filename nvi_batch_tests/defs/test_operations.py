@@ -305,7 +305,7 @@ def test_a_work_item_of_another_year_fails_alone(instance, resource, seeded):
     of its own, naming both years, and its neighbours are processed under the year's period."""
     store, ids = seeded
     moved = store.read_candidates([ids[0]])[ids[0]]
-    moved.data["periodYear"] = "2025"
+    moved.period_year = "2025"
     store.put_candidates([moved])
     store.record_failures([failed(ids[0], YEAR), failed(ids[1], YEAR)], lambda attempts: 0)
     request = retry_sensor(dg.build_sensor_context(instance=instance), nvi_store=resource)[0]
