@@ -62,3 +62,4 @@ def one_of(*choices: str) -> Callable[[str], str | None]:
 ALERT_AFTER_FAILURES = Setting("NVI_ALERT_AFTER_FAILURES", 2, whole_number(1, 100), "a whole number from 1 to 100")
 PROCESSING_ENABLED = Setting("PROCESSING_ENABLED", True, boolean, f"one of {', '.join(_TRUE + _FALSE)}")
 DEPLOYMENT = Setting("NVI_DEPLOYMENT", "local", one_of("local", "production"), "local or production")
+CODE_SERVER_PORT = Setting("NVI_CODE_SERVER_PORT", 4000, whole_number(1, 65535), "a port number from 1 to 65535")

@@ -1,10 +1,12 @@
-"""Resources, and the one place that picks them per deployment.
+"""Resources and the executor of full scans, and the one place that picks them per deployment.
 
 `NVI_DEPLOYMENT=local` (the default) is the embedded default: SQLite under `NVI_DATA_DIR` (or any
-SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS.
-`NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB table (`NVI_TABLE_NAME`) for candidates and periods,
-nvi_batch's own table (`NVI_LEDGER_TABLE_NAME`) for the failure ledger, checkpoints and settings
-(`AWS_REGION`, optionally `NVI_DYNAMODB_ENDPOINT_URL`), with credentials from the environment's AWS chain.
+SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS; a full
+scan's segments are processes on this machine. `NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB
+table (`NVI_TABLE_NAME`) for candidates and periods, nvi_batch's own table (`NVI_LEDGER_TABLE_NAME`)
+for the failure ledger, checkpoints and settings (`AWS_REGION`, optionally `NVI_DYNAMODB_ENDPOINT_URL`),
+with credentials from the environment's AWS chain; a full scan's segments are ECS tasks, handing their
+results on in S3.
 """
 
 from __future__ import annotations
@@ -14,13 +16,19 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
+from nvi_batch.defs.executors import segment_processes, segment_tasks
+from nvi_batch.defs.partitions import add_year_of_run
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
 
 DEFAULT_DATA_DIR = "data"
+# Where the steps of a full scan hand their results on: the steps of one run share no disk in production.
+SEGMENT_IO_MANAGER_KEY = "segment_io_manager"
+SEGMENT_IO_PREFIX = "run-data"
 
 
 @functools.lru_cache(maxsize=16)
@@ -46,6 +54,10 @@ class NviStoreResource(dg.ConfigurableResource):
 
     def open(self):
         raise dg.DagsterInvariantViolationError(f"{type(self).__name__} does not say how to open its store")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is not None and context.instance is not None:
+            add_year_of_run(context.instance, context.dagster_run, lambda: self.open().period_years())
 
 
 class SqlStoreResource(NviStoreResource):
@@ -134,6 +146,7 @@ def s3_publications() -> S3PublicationsResource:
 
 def local_resources() -> dict:
     return {
+        SEGMENT_IO_MANAGER_KEY: dg.FilesystemIOManager(),
         "nvi_store": SqlStoreResource(
             # An EnvVar keeps a password in the URL out of the UI and the run config.
             database_url=dg.EnvVar("NVI_DATABASE_URL") if os.environ.get("NVI_DATABASE_URL") else "",
@@ -145,6 +158,13 @@ def local_resources() -> dict:
 
 def production_resources() -> dict:
     return {
+        SEGMENT_IO_MANAGER_KEY: S3PickleIOManager(
+            s3_resource=S3Resource(
+                endpoint_url=dg.EnvVar("NVI_REPORTS_ENDPOINT_URL") if os.environ.get("NVI_REPORTS_ENDPOINT_URL") else None
+            ),
+            s3_bucket=dg.EnvVar("NVI_REPORTS_BUCKET"),
+            s3_prefix=SEGMENT_IO_PREFIX,
+        ),
         "nvi_store": DynamoDbStoreResource(
             table_name=dg.EnvVar("NVI_TABLE_NAME"),
             ledger_table_name=dg.EnvVar("NVI_LEDGER_TABLE_NAME"),
@@ -155,11 +175,27 @@ def production_resources() -> dict:
     }
 
 
+def current_deployment(deployment: str | None = None) -> str:
+    """NVI_DEPLOYMENT, read when called; raises SettingInvalid naming the variable."""
+    return deployment or DEPLOYMENT.read()
+
+
 def resources_for_deployment(deployment: str | None = None) -> dict:
     try:
-        deployment = deployment or DEPLOYMENT.read()
+        deployment = current_deployment(deployment)
     except SettingInvalid as problem:
-        return {"nvi_store": UnusableStoreResource(problem=str(problem)),
+        # The local shape, so every key is bound; the store and the publications refuse at first use.
+        return {**local_resources(), "nvi_store": UnusableStoreResource(problem=str(problem)),
                 "publications": UnusablePublicationsResource(problem=str(problem))}
     builders = {"local": local_resources, "production": production_resources}
     return builders[deployment]()
+
+
+def segment_executor_for_deployment(deployment: str | None = None) -> dg.ExecutorDefinition:
+    """Processes on this machine, or ECS tasks of the run launcher's task definition in production. With an
+    invalid NVI_DEPLOYMENT the code location still loads: processes, whose segments the store refuses."""
+    try:
+        deployment = current_deployment(deployment)
+    except SettingInvalid:
+        deployment = "local"
+    return {"local": segment_processes, "production": segment_tasks}[deployment]

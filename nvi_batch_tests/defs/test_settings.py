@@ -15,7 +15,13 @@ from nvi_batch.definitions import defs
 from nvi_batch.defs.operations import AlertConfig, alert_sensor, archive_ledger_job, retry_sensor
 from nvi_batch.defs.resources import SqlStoreResource, UnusableStoreResource, resources_for_deployment
 from nvi_batch.engine.control import pause_reason
-from nvi_batch.settings import ALERT_AFTER_FAILURES, DEPLOYMENT, PROCESSING_ENABLED, SettingInvalid
+from nvi_batch.settings import (
+    ALERT_AFTER_FAILURES,
+    CODE_SERVER_PORT,
+    DEPLOYMENT,
+    PROCESSING_ENABLED,
+    SettingInvalid,
+)
 
 BAD_SETTINGS = {"NVI_ALERT_AFTER_FAILURES": "abc", "NVI_DEPLOYMENT": "prod", "PROCESSING_ENABLED": "maybe"}
 
@@ -38,7 +44,7 @@ def test_the_code_location_loads_with_every_setting_wrong(tmp_path):
         (ALERT_AFTER_FAILURES, None, 2), (ALERT_AFTER_FAILURES, "", 2), (ALERT_AFTER_FAILURES, " 3 ", 3),
         (ALERT_AFTER_FAILURES, "100", 100), (PROCESSING_ENABLED, None, True), (PROCESSING_ENABLED, "FALSE", False),
         (PROCESSING_ENABLED, "off", False), (PROCESSING_ENABLED, "yes", True), (DEPLOYMENT, None, "local"),
-        (DEPLOYMENT, "production", "production"),
+        (DEPLOYMENT, "production", "production"), (CODE_SERVER_PORT, None, 4000), (CODE_SERVER_PORT, "4711", 4711),
     ],
 )
 def test_a_setting_reads_its_variable_or_its_default(setting, raw, value):
@@ -52,6 +58,7 @@ def test_a_setting_reads_its_variable_or_its_default(setting, raw, value):
         (ALERT_AFTER_FAILURES, "101"), (ALERT_AFTER_FAILURES, "2.5"), (ALERT_AFTER_FAILURES, "1e3"),
         (ALERT_AFTER_FAILURES, "٣"), (ALERT_AFTER_FAILURES, "9" * 100_000), (PROCESSING_ENABLED, "flase"),
         (PROCESSING_ENABLED, "disabled"), (DEPLOYMENT, "prod"), (DEPLOYMENT, "local\n\x1b[2J"),
+        (CODE_SERVER_PORT, "http"), (CODE_SERVER_PORT, "0"), (CODE_SERVER_PORT, "70000"),
     ],
 )
 def test_a_bad_value_is_refused_naming_the_variable_briefly(setting, raw):
