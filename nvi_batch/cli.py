@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.demo_data import demo_candidates, demo_periods
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.sql import SqlStore
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
@@ -29,7 +30,11 @@ class CliError(Exception):
 def open_store(args):
     """The deployment's store: the DynamoDB table with NVI_DEPLOYMENT=production (never created here),
     else SQL by --database-url / NVI_DATABASE_URL, else the embedded SQLite default."""
-    if os.environ.get("NVI_DEPLOYMENT") == "production" and not args.database_url:
+    try:
+        deployment = DEPLOYMENT.read()
+    except SettingInvalid as problem:
+        raise CliError(str(problem)) from None
+    if deployment == "production" and not args.database_url:
         from nvi_batch.defs.resources import resources_for_deployment
 
         return resources_for_deployment("production")["nvi_store"].process_config_and_initialize().open()

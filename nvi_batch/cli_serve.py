@@ -14,6 +14,7 @@ import os
 import urllib.request
 
 from nvi_batch.cli import CliError
+from nvi_batch.settings import CODE_SERVER_PORT, SettingInvalid
 
 LOOPBACK = "127.0.0.1"
 TASK_METADATA_VARIABLE = "ECS_CONTAINER_METADATA_URI_V4"
@@ -44,7 +45,10 @@ def server_command(server: str, address: str, port: int, workspace: str) -> list
 def default_port(server: str) -> int:
     """The code server's port is the one the daemon and the webserver are told (NVI_CODE_SERVER_PORT)."""
     if server == "code-server":
-        return int(os.environ.get("NVI_CODE_SERVER_PORT", "4000"))
+        try:
+            return CODE_SERVER_PORT.read()
+        except SettingInvalid as problem:
+            raise CliError(str(problem)) from None
     return WEBSERVER_PORT
 
 

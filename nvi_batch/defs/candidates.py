@@ -11,7 +11,13 @@ from nvi_batch.defs.checks import (
 from nvi_batch.defs.config import RefreshCandidatesConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step, scan_for
+from nvi_batch.defs.running import (
+    fail_if_stopped,
+    refuse_items_outside_year,
+    report_metadata,
+    run_step,
+    scan_for,
+)
 from nvi_batch.engine import processors
 from nvi_batch.engine.periods import refresh_periods
 
@@ -51,6 +57,7 @@ def candidates(
 ) -> dg.MaterializeResult:
     store = nvi_store.open()
     year = context.partition_key
+    refuse_items_outside_year(store, year, config.item_ids)
     report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES, config)
     metadata = report_metadata(report, item_count=store.count_year(year))
     fail_if_stopped(report, metadata)
@@ -65,9 +72,15 @@ def candidates(
     )
 
 
+def with_own_checks(asset: dg.AssetsDefinition) -> dg.AssetSelection:
+    """The asset and the checks its own op evaluates, without checks defined elsewhere on it: the
+    whole-store freshness checks run from their own sensor, not as a step of every year's run."""
+    return dg.AssetSelection.assets(asset).without_checks() | dg.AssetSelection.checks(*asset.check_keys)
+
+
 refresh_candidates_job = dg.define_asset_job(
     "refresh_candidates_job",
-    selection=[candidates],
+    selection=with_own_checks(candidates),
     partitions_def=reporting_year_partitions,
     description="REFRESH_CANDIDATES for one reporting year.",
     tags={"nvi/job": REFRESH_CANDIDATES},
@@ -75,7 +88,7 @@ refresh_candidates_job = dg.define_asset_job(
 
 refresh_periods_job = dg.define_asset_job(
     "refresh_periods_job",
-    selection=[periods],
+    selection=with_own_checks(periods),
     partitions_def=reporting_year_partitions,
     description="REFRESH_PERIODS for one reporting year.",
     tags={"nvi/job": "REFRESH_PERIODS"},

@@ -11,7 +11,7 @@ import dagster as dg
 from pydantic import Field
 
 from nvi_batch.defs.candidates import REFRESH_CANDIDATES
-from nvi_batch.defs.config import StepConfig
+from nvi_batch.defs.config import MAX_RUNTIME_SECONDS, StepConfig, checked_run_config
 from nvi_batch.defs.migrations import MigrationOptions, run_migration
 from nvi_batch.defs.resources import (
     SEGMENT_IO_MANAGER_KEY,
@@ -20,13 +20,14 @@ from nvi_batch.defs.resources import (
     segment_executor_for_deployment,
 )
 from nvi_batch.defs.running import BATCH_STATUS_TAG, batch_status, fail_if_stopped, report_metadata, run_step
+from nvi_batch.domain.payloads import MAX_ITEMS, MAX_PARALLEL_SEGMENTS
 from nvi_batch.engine import processors
 from nvi_batch.engine.counters import StepCounters
 from nvi_batch.engine.scans import SegmentScan
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE, StepReport
 
 DEFAULT_SEGMENTS = 10
-MAX_SEGMENTS = 100
+MAX_SEGMENTS = MAX_PARALLEL_SEGMENTS
 FAILURES_KEPT_PER_SEGMENT = 20
 
 
@@ -36,14 +37,16 @@ class FullScanConfig(dg.Config):
         description="Disjoint segments of the table, each processed by a step of its own (maxParallelSegments).",
     )
     max_items: int | None = Field(
-        default=None, ge=1, description="Stop after this many items in all, split evenly across segments (maxItems)."
+        default=None, ge=1, le=MAX_ITEMS,
+        description="Stop after this many items in all, split evenly across segments (maxItems).",
     )
     max_batch_size: int = Field(
         default=DEFAULT_BATCH_SIZE, ge=1, le=DEFAULT_BATCH_SIZE,
         description="Items per chunk and transaction; can only lower the default of 700 (maxBatchSize).",
     )
     max_runtime_seconds: float | None = Field(
-        default=None, gt=0, description="Each segment stops at the first chunk boundary after this many seconds."
+        default=None, gt=0, le=MAX_RUNTIME_SECONDS,
+        description="Each segment stops at the first chunk boundary after this many seconds (at most a day).",
     )
     force: bool = Field(default=False, description="Ignore the segments' checkpoints and start over.")
 
@@ -153,12 +156,14 @@ def summarize_segments(context: dg.OpExecutionContext, reports: list[StepReport]
 
 
 @dg.job(executor_def=segment_executor_for_deployment(), tags={"nvi/job": "REFRESH_CANDIDATES"},
+        config=checked_run_config({"plan_segments": FullScanConfig}),
         description="REFRESH_CANDIDATES over the whole table, in parallel segments.")
 def refresh_all_candidates_job():
     summarize_segments(plan_segments().map(refresh_segment).collect())
 
 
 @dg.job(executor_def=segment_executor_for_deployment(), tags={"nvi/job": "MIGRATE_CANDIDATES"},
+        config=checked_run_config({"plan_segments": FullScanConfig, "migrate_segment": MigrationOptions}),
         description="MIGRATE_CANDIDATES over the whole table, in parallel segments.")
 def migrate_all_candidates_job():
     summarize_segments(plan_segments().map(migrate_segment).collect())

@@ -8,7 +8,13 @@ from pydantic import Field, field_validator
 from nvi_batch.defs.config import StepConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
-from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step, scan_for
+from nvi_batch.defs.running import (
+    fail_if_stopped,
+    refuse_items_outside_year,
+    report_metadata,
+    run_step,
+    scan_for,
+)
 from nvi_batch.defs.work_items import PROCESSOR_FACTORIES
 from nvi_batch.domain.migrations import (
     MIGRATE_CANDIDATES,
@@ -117,6 +123,7 @@ def migrate_candidates(
 ):
     year = context.partition_key
     store = nvi_store.open()
+    refuse_items_outside_year(store, year, config.item_ids)
     report = run_migration(context, store, scan_for(year, config.item_ids), config, config, publications)
     metadata = {**report_metadata(report, item_count=store.count_year(year)), **migration_metadata(report, config)}
     fail_if_stopped(report, metadata)

@@ -7,7 +7,13 @@ import dagster as dg
 from nvi_batch.defs.config import StepConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step, scan_for
+from nvi_batch.defs.running import (
+    fail_if_stopped,
+    refuse_items_outside_year,
+    report_metadata,
+    run_step,
+    scan_for,
+)
 from nvi_batch.engine import processors
 
 REPORT_APPROVED_CANDIDATES = "REPORT_APPROVED_CANDIDATES"
@@ -35,6 +41,7 @@ def report_approved_candidates(
             description=f"{REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
             allow_retries=False,
         ) from None
+    refuse_items_outside_year(store, year, config.item_ids)
     report = run_step(context, store, scan_for(year, config.item_ids), processor, REPORT_APPROVED_CANDIDATES, config)
     metadata = report_metadata(report, item_count=store.count_year(year))
     metadata["reported"] = dg.MetadataValue.int(report.counters.migrations.get("reported", 0))

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.config import Config
 
-from nvi_batch.defs.candidates import candidates
+from nvi_batch.defs.candidates import candidates, with_own_checks
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, NviStoreResource
 from nvi_batch.domain.report import (
@@ -33,6 +33,7 @@ from nvi_batch.domain.report import (
     point_mismatches,
     publication_points_frame,
 )
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 
 PAGE_SIZE = 700
 ROWS_PER_ROW_GROUP = 10_000
@@ -221,7 +222,10 @@ class S3ReportIOManager(ReportIOManager):
 
 def report_io_manager_for_deployment(deployment: str | None = None) -> ReportIOManager:
     """Local folder unless `NVI_DEPLOYMENT=production`; kept here so the reports area owns its output."""
-    deployment = deployment or os.environ.get("NVI_DEPLOYMENT", "local")
+    try:
+        deployment = deployment or DEPLOYMENT.read()
+    except SettingInvalid:
+        deployment = "local"  # never written to: the store refuses first, naming the setting
     if deployment == "production":
         return S3ReportIOManager(
             bucket=dg.EnvVar("NVI_REPORTS_BUCKET"),
@@ -277,7 +281,7 @@ def year_reports(context: dg.AssetExecutionContext, nvi_store: NviStoreResource)
 
 year_report_job = dg.define_asset_job(
     "year_report_job",
-    selection=[year_reports],
+    selection=with_own_checks(year_reports),
     partitions_def=reporting_year_partitions,
     description="Build the report of one reporting year.",
     tags={"nvi/job": "YEAR_REPORT"},

@@ -20,12 +20,12 @@ from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from nvi_batch.defs.executors import segment_processes, segment_tasks
 from nvi_batch.defs.partitions import add_year_of_run
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
 
 DEFAULT_DATA_DIR = "data"
-DEPLOYMENTS = ("local", "production")
 # Where the steps of a full scan hand their results on: the steps of one run share no disk in production.
 SEGMENT_IO_MANAGER_KEY = "segment_io_manager"
 SEGMENT_IO_PREFIX = "run-data"
@@ -110,6 +110,25 @@ class S3PublicationsResource(PublicationSourceResource):
         return S3PublicationSource(self.bucket, self.region, self.endpoint_url, max_connections=max(10, workers))
 
 
+class UnusableStoreResource(NviStoreResource):
+    """Bound when the deployment setting is invalid: the code location still loads, and every use of
+    the store says what to fix."""
+
+    problem: str
+
+    def open(self):
+        raise SettingInvalid(self.problem)
+
+
+class UnusablePublicationsResource(PublicationSourceResource):
+    """The publications' counterpart of UnusableStoreResource."""
+
+    problem: str
+
+    def open(self, workers: int = 1):
+        raise SettingInvalid(self.problem)
+
+
 def local_publications(data_dir: str | None = None) -> LocalPublicationsResource:
     data_dir = data_dir or os.environ.get("NVI_DATA_DIR", DEFAULT_DATA_DIR)
     return LocalPublicationsResource(
@@ -157,17 +176,26 @@ def production_resources() -> dict:
 
 
 def current_deployment(deployment: str | None = None) -> str:
-    deployment = deployment or os.environ.get("NVI_DEPLOYMENT", "local")
-    if deployment not in DEPLOYMENTS:
-        raise dg.DagsterInvalidConfigError(f"NVI_DEPLOYMENT={deployment!r} is not one of {list(DEPLOYMENTS)}", [], None)
-    return deployment
+    """NVI_DEPLOYMENT, read when called; raises SettingInvalid naming the variable."""
+    return deployment or DEPLOYMENT.read()
 
 
 def resources_for_deployment(deployment: str | None = None) -> dict:
+    try:
+        deployment = current_deployment(deployment)
+    except SettingInvalid as problem:
+        # The local shape, so every key is bound; the store and the publications refuse at first use.
+        return {**local_resources(), "nvi_store": UnusableStoreResource(problem=str(problem)),
+                "publications": UnusablePublicationsResource(problem=str(problem))}
     builders = {"local": local_resources, "production": production_resources}
-    return builders[current_deployment(deployment)]()
+    return builders[deployment]()
 
 
 def segment_executor_for_deployment(deployment: str | None = None) -> dg.ExecutorDefinition:
-    """Processes on this machine, or ECS tasks of the run launcher's task definition in production."""
-    return {"local": segment_processes, "production": segment_tasks}[current_deployment(deployment)]
+    """Processes on this machine, or ECS tasks of the run launcher's task definition in production. With an
+    invalid NVI_DEPLOYMENT the code location still loads: processes, whose segments the store refuses."""
+    try:
+        deployment = current_deployment(deployment)
+    except SettingInvalid:
+        deployment = "local"
+    return {"local": segment_processes, "production": segment_tasks}[deployment]

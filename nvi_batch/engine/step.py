@@ -199,11 +199,8 @@ class _StepRunner:
     def _store_call(self, call, counters: StepCounters):
         """A store call that still fails after its retries means the store is down: stop the run cleanly."""
 
-        def count_retry():
-            counters.retries += 1
-
         try:
-            return call_resiliently(call, self.settings.retry, self.store_breaker, count_retry, self.sleep)
+            return call_resiliently(call, self.settings.retry, self.store_breaker, counters.count_retry, self.sleep)
         except DependencyUnavailable:
             raise
         except Exception as error:
@@ -223,10 +220,8 @@ class _StepRunner:
             changes = self.processor(candidate)
             return None if changes is None else on_read + changes
 
-        def count_retry():
-            counters.retries += 1
-
-        return call_resiliently(attempt, self.settings.retry, self.processor_breaker, count_retry, self.sleep)
+        return call_resiliently(attempt, self.settings.retry, self.processor_breaker, counters.count_retry,
+                                self.sleep)
 
     def _process_all(self, candidates: Sequence[CandidateAggregate], counters, failures: dict):
         """Process a batch (in parallel when workers > 1); returns the candidates to write, in order."""
