@@ -82,8 +82,8 @@ def moto_server_process() -> Iterator[str]:
         finally:
             server.terminate()
             try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:  # still answering a request: it is only a test server
+                server.wait(timeout=2)
+            except subprocess.TimeoutExpired:  # werkzeug may wait on idle keep-alive connections
                 server.kill()
                 server.wait()
 
