@@ -35,13 +35,11 @@ from nvi_batch.domain.institution_reports import (
     DbhMapping,
 )
 from nvi_batch.domain.report_format import ReportLayout
-from nvi_batch.engine.institution_reports import (
-    INSTITUTIONS_FOLDER,
-    InstitutionReports,
-    build_institution_reports,
-)
+from nvi_batch.engine.institution_reports import InstitutionReports, build_institution_reports
 from nvi_batch.storage.report_files import (
+    DBH_MAPPING_FILE,
     FORMATS,
+    INSTITUTIONS_FOLDER,
     LocalReportFiles,
     ReportFiles,
     S3ReportFiles,
@@ -49,7 +47,6 @@ from nvi_batch.storage.report_files import (
 )
 
 DEFAULT_LINK_EXPIRY_SECONDS = 3600
-DBH_MAPPING_FILE = "dbh_institutions.csv"
 LAYOUTS = (AUTHOR_SHARES, INSTITUTION_REPORT, PUBLICATION_POINTS_REPORT)
 ASSET_NAMES = {AUTHOR_SHARES.name: "author_shares_report", INSTITUTION_REPORT.name: "institution_report",
                PUBLICATION_POINTS_REPORT.name: "publication_points_report"}

@@ -42,13 +42,12 @@ from nvi_batch.domain.institution_reports import (
 from nvi_batch.domain.period import PeriodStatus
 from nvi_batch.domain.report import YearReportBuilder
 from nvi_batch.domain.report_format import ReportLayout
-from nvi_batch.storage.report_files import SAFE_NAME, InstitutionSpools, ReportFileWriter
+from nvi_batch.storage.report_files import INSTITUTIONS_FOLDER, SAFE_NAME, InstitutionSpools, ReportFileWriter
 
 PAGE_SIZE = 700
 DOCUMENT_BATCH = 64  # documents parsed and held at once
 PREVIEW_ROWS = 5
 EXAMPLES_KEPT = 20
-INSTITUTIONS_FOLDER = "institutions"
 SPOOL_FOLDER = ".spool"
 DETAILED_LAYOUTS = (AUTHOR_SHARES, INSTITUTION_REPORT)
 _POINTS = AUTHOR_SHARES.index("PUBLISERINGSPOENG")

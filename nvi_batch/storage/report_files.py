@@ -34,6 +34,8 @@ _XLSX_OPTIONS = {"constant_memory": True, "strings_to_numbers": False, "strings_
                  "strings_to_urls": False}
 CSV_SUFFIX, XLSX_SUFFIX = ".csv", ".xlsx"
 FORMATS = ("csv", "xlsx")
+INSTITUTIONS_FOLDER = "institutions"  # <year>/institutions/<cristin id>/<report>.<format>
+DBH_MAPPING_FILE = "dbh_institutions.csv"  # the local default name of the operator's DBH mapping
 
 
 class ReportPathRefused(ValueError):
