@@ -59,7 +59,14 @@ def check_year(year: str) -> str:
 # -- writing -------------------------------------------------------------------------------------
 
 class ReportFileWriter:
-    """Writes one report's rows into its CSV and its XLSX as they come."""
+    """Writes one report's rows into its CSV and its XLSX as they come.
+
+    A sheet holds at most `SHEET_ROWS` rows (Excel's limit); rows beyond go on to a next sheet,
+    `<sheet> (2)`, with the header again, rather than being lost. (nva-nvi writes one sheet and
+    cannot make a file that large; no reporting year comes near it.)
+    """
+
+    SHEET_ROWS = 1_048_576
 
     def __init__(self, layout: ReportLayout, stem: Path):
         self.layout = layout
@@ -69,7 +76,9 @@ class ReportFileWriter:
         self._csv = self.csv_path.open("w", encoding="utf-8", newline="")
         self._csv.write(CSV_BOM)
         self._workbook = xlsxwriter.Workbook(str(self.xlsx_path), {**_XLSX_OPTIONS, "tmpdir": str(stem.parent)})
+        self._sheets = 1
         self._sheet = self._workbook.add_worksheet(layout.sheet_name)
+        self._sheet_row = 0  # the last row written on the current sheet (0: the header)
         self._numeric = [column.numeric for column in layout.columns]
         self.rows = 0
 
@@ -82,32 +91,40 @@ class ReportFileWriter:
     def write(self, row: Sequence[str | None]) -> None:
         check_row_shape(self.layout, row)
         if self.rows == 0:
-            self._header()
+            self._csv.write(csv_line(self.layout.header))
+            self._sheet_header()
+        elif self._sheet_row == self.SHEET_ROWS - 1:
+            self._sheets += 1
+            self._sheet = self._workbook.add_worksheet(f"{self.layout.sheet_name} ({self._sheets})")
+            self._sheet_header()
         self.rows += 1
+        self._sheet_row += 1
         self._csv.write(csv_line(row))
+        line, sheet = self._sheet_row, self._sheet
         for column, value in enumerate(row):
             if self._numeric[column]:
                 number = xlsx_number(value)
                 if isinstance(number, float):
-                    self._sheet.write_number(self.rows, column, number)
+                    sheet.write_number(line, column, number)
                 else:
-                    self._sheet.write_string(self.rows, column, number)
+                    sheet.write_string(line, column, number)
             elif value is None:
-                self._sheet.write_blank(self.rows, column, None)
+                sheet.write_blank(line, column, None)
             else:
-                self._sheet.write_string(self.rows, column, value)
+                sheet.write_string(line, column, value)
 
-    def _header(self) -> None:
-        self._csv.write(csv_line(self.layout.header))
+    def _sheet_header(self) -> None:
         for column, name in enumerate(self.layout.header):
             self._sheet.write_string(0, column, name)
+        self._sheet_row = 0
 
     def close(self) -> None:
         if self._csv.closed:
             return
         if self.rows == 0:
             if self.layout.header_when_empty:
-                self._header()
+                self._csv.write(csv_line(self.layout.header))
+                self._sheet_header()
             else:
                 self._csv.write(csv_line([]))  # nva-nvi: no rows, no header; one empty line
         self._csv.close()

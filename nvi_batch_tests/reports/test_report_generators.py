@@ -3,6 +3,7 @@
 import uuid
 
 import pytest
+from python_calamine import CalamineWorkbook
 
 from nvi_batch.domain.institution_reports import AUTHOR_SHARES, INSTITUTION_REPORT, PUBLICATION_POINTS_REPORT
 from nvi_batch.domain.report_format import RowShapeError, csv_line, xlsx_number
@@ -144,3 +145,15 @@ def test_the_institution_report_workbook_is_sheet0_with_numbers_in_its_numeric_c
         assert sheet == "Sheet0"
         assert same_as_csv(INSTITUTION_REPORT, cells, csv_rows(writer.csv_path)) == []
         assert cells[1][INSTITUTION_REPORT.index("FAKTORTALL_SAMARBEID")] == 1.3
+
+
+def test_rows_beyond_a_sheets_limit_go_on_to_a_next_sheet_with_the_header_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(ReportFileWriter, "SHEET_ROWS", 3)  # Excel's is 1,048,576
+    rows = [complete_author_share_row(str(n)) for n in range(5)]
+    writer = write(tmp_path, rows)
+    workbook = CalamineWorkbook.from_path(str(writer.xlsx_path))
+    assert workbook.sheet_names == ["report", "report (2)", "report (3)"]
+    sheets = [workbook.get_sheet_by_name(name).to_python() for name in workbook.sheet_names]
+    assert [sheet[0][:2] for sheet in sheets] == [["ARSTALL", "NVAID"]] * 3
+    assert [row[1] for sheet in sheets for row in sheet[1:]] == ["0", "1", "2", "3", "4"]
+    assert len(csv_rows(writer.csv_path)) == 6
