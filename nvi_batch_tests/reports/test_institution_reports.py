@@ -8,6 +8,7 @@ import datetime as dt
 import re
 import urllib.request
 import uuid
+from decimal import Decimal
 from pathlib import Path
 
 import boto3
@@ -306,3 +307,14 @@ def test_the_code_location_has_the_reports_their_job_and_checks():
     assert job.partitions_def == institution_reports.partitions_def
     assert {key.to_user_string() for key in institution_reports.keys} == set(ASSET_NAMES.values())
     assert "report_files" in defs.resources
+
+
+def test_before_the_period_opens_the_points_check_compares_with_approved_points_not_valid_points(
+        sql_store, tmp_path):
+    publications = LocalPublicationSource(tmp_path / "publications")
+    y.put_institution_year(sql_store, publications)
+    result = build(sql_store, publications, tmp_path, moment="Unopened")
+    published = {row[1]: row[5] for row in csv_rows(result.files["publication_points_report.csv"])[1:]}
+    assert published[y.A] == "4.7165"  # validPoints of an unopened period: c1 0.8165 + c2 3.9 (undisputed)
+    assert result.approved_points[y.A] == Decimal("0.8165")
+    assert points_check(result).passed
