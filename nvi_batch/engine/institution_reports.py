@@ -42,6 +42,8 @@ from nvi_batch.domain.institution_reports import (
 from nvi_batch.domain.period import PeriodStatus
 from nvi_batch.domain.report import YearReportBuilder
 from nvi_batch.domain.report_format import ReportLayout
+from nvi_batch.storage.protocol import CandidateStore
+from nvi_batch.storage.publications import PublicationSource
 from nvi_batch.storage.report_files import INSTITUTIONS_FOLDER, SAFE_NAME, InstitutionSpools, ReportFileWriter
 
 PAGE_SIZE = 700
@@ -112,8 +114,8 @@ def _note(kept: list, count_name: str, result: InstitutionReports, item) -> None
 
 
 def build_institution_reports(
-    store,
-    publications,
+    store: CandidateStore,
+    publications: PublicationSource | None,
     year: str,
     now: dt.datetime,
     dbh: DbhMapping,
