@@ -47,6 +47,7 @@ def break_one(url, year="2024") -> str:
     return candidate.identifier
 
 
+@pytest.mark.slow
 def test_status_failures_and_redrive_of_a_partially_completed_batch(store_url, capsys):
     broken = break_one(store_url)
     run = refresh()
@@ -67,6 +68,7 @@ def test_status_failures_and_redrive_of_a_partially_completed_batch(store_url, c
     assert broken in out
 
 
+@pytest.mark.slow
 def test_pause_and_resume_are_persisted_in_the_store(store_url, capsys):
     assert cli(capsys, "pause", "--reason", "deploy")[0] == 0
     assert SqlStore(store_url).get_setting(PAUSED_SETTING).startswith("deploy")
@@ -103,6 +105,7 @@ def test_in_production_the_operator_commands_work_on_the_dynamodb_table(moto_end
             lambda attempts: 0,
         )
         for name, value in {"NVI_DEPLOYMENT": "production", "NVI_TABLE_NAME": table.table_name,
+                            "NVI_LEDGER_TABLE_NAME": table.ledger_table_name,
                             "AWS_REGION": REGION, "NVI_DYNAMODB_ENDPOINT_URL": moto_endpoint,
                             "NVI_PUBLICATIONS_BUCKET": "nvi-publications"}.items():
             monkeypatch.setenv(name, value)

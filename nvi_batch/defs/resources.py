@@ -1,9 +1,12 @@
-"""Resources, and the one place that picks them per deployment.
+"""Resources and the executor of full scans, and the one place that picks them per deployment.
 
 `NVI_DEPLOYMENT=local` (the default) is the embedded default: SQLite under `NVI_DATA_DIR` (or any
-SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS.
-`NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB table (`NVI_TABLE_NAME`, `AWS_REGION`, optionally
-`NVI_DYNAMODB_ENDPOINT_URL`) with credentials from the environment's AWS chain.
+SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS; a full
+scan's segments are processes on this machine. `NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB
+table (`NVI_TABLE_NAME`) for candidates and periods, nvi_batch's own table (`NVI_LEDGER_TABLE_NAME`)
+for the failure ledger, checkpoints and settings (`AWS_REGION`, optionally `NVI_DYNAMODB_ENDPOINT_URL`),
+with credentials from the environment's AWS chain; a full scan's segments are ECS tasks, handing their
+results on in S3.
 """
 
 from __future__ import annotations
@@ -13,12 +16,19 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
+from nvi_batch.defs.executors import segment_processes, segment_tasks
+from nvi_batch.defs.partitions import add_year_of_run
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
 
 DEFAULT_DATA_DIR = "data"
+DEPLOYMENTS = ("local", "production")
+# Where the steps of a full scan hand their results on: the steps of one run share no disk in production.
+SEGMENT_IO_MANAGER_KEY = "segment_io_manager"
+SEGMENT_IO_PREFIX = "run-data"
 
 
 @functools.lru_cache(maxsize=16)
@@ -29,8 +39,8 @@ def _sql_store(url: str) -> SqlStore:
 
 
 @functools.lru_cache(maxsize=16)
-def _dynamodb_store(table_name: str, region_name: str, endpoint_url: str) -> DynamoDbStore:
-    return DynamoDbStore(table_name, region_name, endpoint_url or None)
+def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str) -> DynamoDbStore:
+    return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -45,6 +55,10 @@ class NviStoreResource(dg.ConfigurableResource):
     def open(self):
         raise dg.DagsterInvariantViolationError(f"{type(self).__name__} does not say how to open its store")
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is not None and context.instance is not None:
+            add_year_of_run(context.instance, context.dagster_run, lambda: self.open().period_years())
+
 
 class SqlStoreResource(NviStoreResource):
     """SQLite (the embedded default) or PostgreSQL, by SQLAlchemy URL."""
@@ -57,14 +71,16 @@ class SqlStoreResource(NviStoreResource):
 
 
 class DynamoDbStoreResource(NviStoreResource):
-    """The nva-nvi table. It is the service's own, so it is not created here (nor need the role be allowed to)."""
+    """The nva-nvi table, and nvi_batch's ledger table beside it. Neither is created here (nor need the
+    role be allowed to): the service owns its table, and deploy/ creates the ledger's."""
 
     table_name: str
+    ledger_table_name: str
     region_name: str
     endpoint_url: str = ""
 
     def open(self) -> DynamoDbStore:
-        return _dynamodb_store(self.table_name, self.region_name, self.endpoint_url)
+        return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):
@@ -111,6 +127,7 @@ def s3_publications() -> S3PublicationsResource:
 
 def local_resources() -> dict:
     return {
+        SEGMENT_IO_MANAGER_KEY: dg.FilesystemIOManager(),
         "nvi_store": SqlStoreResource(
             # An EnvVar keeps a password in the URL out of the UI and the run config.
             database_url=dg.EnvVar("NVI_DATABASE_URL") if os.environ.get("NVI_DATABASE_URL") else "",
@@ -122,8 +139,16 @@ def local_resources() -> dict:
 
 def production_resources() -> dict:
     return {
+        SEGMENT_IO_MANAGER_KEY: S3PickleIOManager(
+            s3_resource=S3Resource(
+                endpoint_url=dg.EnvVar("NVI_REPORTS_ENDPOINT_URL") if os.environ.get("NVI_REPORTS_ENDPOINT_URL") else None
+            ),
+            s3_bucket=dg.EnvVar("NVI_REPORTS_BUCKET"),
+            s3_prefix=SEGMENT_IO_PREFIX,
+        ),
         "nvi_store": DynamoDbStoreResource(
             table_name=dg.EnvVar("NVI_TABLE_NAME"),
+            ledger_table_name=dg.EnvVar("NVI_LEDGER_TABLE_NAME"),
             region_name=dg.EnvVar("AWS_REGION"),
             endpoint_url=dg.EnvVar("NVI_DYNAMODB_ENDPOINT_URL") if os.environ.get("NVI_DYNAMODB_ENDPOINT_URL") else "",
         ),
@@ -131,11 +156,18 @@ def production_resources() -> dict:
     }
 
 
-def resources_for_deployment(deployment: str | None = None) -> dict:
+def current_deployment(deployment: str | None = None) -> str:
     deployment = deployment or os.environ.get("NVI_DEPLOYMENT", "local")
+    if deployment not in DEPLOYMENTS:
+        raise dg.DagsterInvalidConfigError(f"NVI_DEPLOYMENT={deployment!r} is not one of {list(DEPLOYMENTS)}", [], None)
+    return deployment
+
+
+def resources_for_deployment(deployment: str | None = None) -> dict:
     builders = {"local": local_resources, "production": production_resources}
-    if deployment not in builders:
-        raise dg.DagsterInvalidConfigError(
-            f"NVI_DEPLOYMENT={deployment!r} is not one of {sorted(builders)}", [], None
-        )
-    return builders[deployment]()
+    return builders[current_deployment(deployment)]()
+
+
+def segment_executor_for_deployment(deployment: str | None = None) -> dg.ExecutorDefinition:
+    """Processes on this machine, or ECS tasks of the run launcher's task definition in production."""
+    return {"local": segment_processes, "production": segment_tasks}[current_deployment(deployment)]

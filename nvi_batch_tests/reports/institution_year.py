@@ -92,7 +92,6 @@ def candidate(n: int, *, instance: str, channel: str, channel_type: str, level: 
     if language:
         details["language"] = language
     data = {
-        "periodYear": YEAR,
         "applicable": applicable,
         "creators": creators,
         "pointCalculation": {
@@ -106,7 +105,7 @@ def candidate(n: int, *, instance: str, channel: str, channel_type: str, level: 
         },
         "publicationDetails": details,
     }
-    return CandidateAggregate(ident(n), data, approvals, [], revision=1)
+    return CandidateAggregate(ident(n), data, approvals, [], revision=1, period_year=YEAR)
 
 
 def known_candidates() -> list[CandidateAggregate]:

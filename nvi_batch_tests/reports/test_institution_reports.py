@@ -65,10 +65,10 @@ def new_bucket(endpoint: str) -> str:
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
-def year_in_store(request, _session_stores, tmp_path):
+def year_in_store(request, tmp_path):
     """(store, publications, store resource, publications resource) with the hand-built year in them."""
     if request.param == "sqlite":
-        store = empty_sql_store(_session_stores["sqlite"])
+        store = empty_sql_store(request.getfixturevalue("_sqlite_session_store"))
         publications = LocalPublicationSource(tmp_path / "publications")
         y.put_institution_year(store, publications)
         yield (store, publications, SqlStoreResource(database_url=str(store.engine.url)),
@@ -88,6 +88,7 @@ def year_in_store(request, _session_stores, tmp_path):
                                     dt.datetime(2025, 3, 31, 23, 59, 59, tzinfo=dt.timezone.utc))])
         store.put_candidates(candidates)
         yield (store, publications, DynamoDbStoreResource(table_name=store.table_name, region_name=REGION,
+                                                          ledger_table_name=store.ledger_table_name,
                                                           endpoint_url=endpoint),
                S3PublicationsResource(bucket=bucket, region=REGION, endpoint_url=endpoint))
 
