@@ -16,7 +16,7 @@ from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.sql import SqlStore
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
-COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops", "nvi_batch.cli_serve"]
+COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops", "nvi_batch.cli_serve", "nvi_batch.cli_reports"]
 
 SEED_BATCH = 2000
 DEMO_CANDIDATES = 3000
@@ -133,11 +133,21 @@ def cmd_demo(args) -> int:
                 instance=instance, partition_key=year, raise_on_error=False
             )
             report = next(iter(report_run.asset_materializations_for_node("year_reports")), None)
+            print(f"building the author-shares, institution and publication-points reports of {year}")
+            from nvi_batch.cli_reports import write_demo_dbh_mapping
+
+            write_demo_dbh_mapping(args.data_dir)
+            institution_run = defs.resolve_job_def("institution_reports_job").execute_in_process(
+                instance=instance, partition_key=year, raise_on_error=False
+            )
     if not result.success or materialization is None:
         print(f"the refresh run {result.run_id} failed; see `make ui` for its logs", file=sys.stderr)
         return 1
     if not report_run.success or report is None:
         print(f"the report run {report_run.run_id} failed; see `make ui` for its logs", file=sys.stderr)
+        return 1
+    if not institution_run.success:
+        print(f"the institution reports run {institution_run.run_id} failed; see `make ui` for its logs", file=sys.stderr)
         return 1
     meta = {key: value.value for key, value in materialization.metadata.items()}
     print()
@@ -152,6 +162,10 @@ def cmd_demo(args) -> int:
     print(f"report of {year} ({report_meta['period_status']} period): {report_meta['candidate_count']} candidates, "
           f"{report_meta['valid_points']:.4f} valid points, in {report_meta['report_location']}")
     print("  " + report_meta["files"].replace("`", "").replace("\n", "\n  "))
+    print()
+    from nvi_batch.cli_reports import print_demo_reports
+
+    print_demo_reports(institution_run, year)
     print()
     print(f"data:      {store.describe()}")
     print(f"instance:  {os.environ['DAGSTER_HOME']}")
