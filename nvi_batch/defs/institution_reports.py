@@ -101,7 +101,9 @@ def report_files_for_deployment(deployment: str | None = None) -> ReportFilesRes
             bucket=dg.EnvVar("NVI_REPORTS_BUCKET"),
             endpoint_url=dg.EnvVar("NVI_REPORTS_ENDPOINT_URL") if os.environ.get("NVI_REPORTS_ENDPOINT_URL") else "",
             region=dg.EnvVar("AWS_REGION") if os.environ.get("AWS_REGION") else "",
-            link_expiry_seconds=int(os.environ.get("NVI_REPORT_LINK_EXPIRY_SECONDS", DEFAULT_LINK_EXPIRY_SECONDS)),
+            # Read as the run starts (Dagster names the variable if it is no whole number), never at load.
+            link_expiry_seconds=(dg.EnvVar.int("NVI_REPORT_LINK_EXPIRY_SECONDS")
+                                 if os.environ.get("NVI_REPORT_LINK_EXPIRY_SECONDS") else DEFAULT_LINK_EXPIRY_SECONDS),
             dbh_mapping=os.environ.get("NVI_DBH_MAPPING", ""),
         )
     data_dir = Path(os.environ.get("NVI_DATA_DIR", DEFAULT_DATA_DIR)).expanduser().resolve()
