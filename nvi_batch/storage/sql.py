@@ -8,12 +8,12 @@ All SQL is built with bound parameters; nothing from records or config is pasted
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
 
+from nvi_batch import json_text
 from nvi_batch.domain.candidate import CandidateAggregate
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.protocol import (
@@ -130,13 +130,13 @@ def shift_instant(instant: str, seconds: float) -> str:
 
 
 def _dumps(value) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json_text.dumps(value)
 
 
 def _loads(text: str):
     """Parse stored JSON; text that does not parse comes back as is, for validation to name."""
     try:
-        return json.loads(text)
+        return json_text.loads(text)
     except (TypeError, ValueError):
         return text
 
