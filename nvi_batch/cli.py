@@ -65,6 +65,7 @@ def seed_store(store: SqlStore, count: int, seed: int) -> None:
         store.put_candidates(batch)
         done += len(batch)
         _progress(done, count, started)
+    store.refresh_statistics()
 
 
 def seed_publications(data_dir: str, count: int, seed: int) -> None:

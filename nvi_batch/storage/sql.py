@@ -150,6 +150,12 @@ def segment_bounds(segment: int, total_segments: int) -> tuple[str, str | None]:
     return low, high
 
 
+# PostgreSQL plans keyset id pages from table statistics; on a freshly loaded table without them it
+# scans instead of using the year index (75-114 ms a page, against 1.5 ms after ANALYZE).
+# Autovacuum analyses eventually; the store does it right after writing this many rows.
+ANALYZE_AFTER_ROWS = 100_000
+
+
 def _lock_condition(table: sa.Table, revision: int | None):
     return table.c.revision.is_(None) if revision is None else table.c.revision == revision
 
@@ -165,6 +171,7 @@ class SqlStore:
         self.engine = sa.create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._rows_since_analyze = 0
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)})"
@@ -177,6 +184,20 @@ class SqlStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine, checkfirst=True)
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE the candidates table on PostgreSQL, so that keyset pages stay index scans.
+
+        SQLite plans these queries by the index whatever its statistics say, so it is left alone."""
+        self._rows_since_analyze = 0
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as connection:
+                connection.exec_driver_sql("ANALYZE nvi_candidates")
+
+    def _count_written_rows(self, rows: int) -> None:
+        self._rows_since_analyze += rows
+        if self._rows_since_analyze >= ANALYZE_AFTER_ROWS:
+            self.refresh_statistics()
 
     # -- scans ---------------------------------------------------------------------------------
     def _year_filter(self, year: str) -> list:
@@ -276,6 +297,7 @@ class SqlStore:
                 self._save_checkpoint(connection, checkpoint, now)
         for candidate, new_revision, new_version in staged:
             candidate.revision, candidate.version, candidate.last_written_at = new_revision, new_version, now
+        self._count_written_rows(len(written))
         return WriteResult(written=written, conflicts=conflicts)
 
     def put_candidates(self, candidates: Sequence[CandidateAggregate]) -> None:
@@ -298,6 +320,7 @@ class SqlStore:
         with self.engine.begin() as connection:
             connection.execute(candidates_table.delete().where(candidates_table.c.identifier.in_(ids)))
             connection.execute(candidates_table.insert(), rows)
+        self._count_written_rows(len(rows))
 
     # -- periods -------------------------------------------------------------------------------
     def period_years(self) -> list[str]:
