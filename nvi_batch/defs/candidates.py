@@ -18,6 +18,17 @@ from nvi_batch.engine.periods import refresh_periods
 REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
 
 
+def own_step_only(asset: dg.AssetsDefinition, check_specs) -> dg.AssetSelection:
+    """A partition job's selection: the asset and the checks its own step evaluates.
+
+    The whole-store freshness checks also target the asset, and a plain selection of the asset would
+    run them as a second step in every partition's run (a second process loading the definitions);
+    they run from their own sensor instead."""
+    return dg.AssetSelection.assets(asset).without_checks() | dg.AssetSelection.checks(
+        *(spec.key for spec in check_specs)
+    )
+
+
 @dg.asset(
     partitions_def=reporting_year_partitions,
     group_name="nvi",
@@ -67,7 +78,7 @@ def candidates(
 
 refresh_candidates_job = dg.define_asset_job(
     "refresh_candidates_job",
-    selection=[candidates],
+    selection=own_step_only(candidates, candidate_check_specs),
     partitions_def=reporting_year_partitions,
     description="REFRESH_CANDIDATES for one reporting year.",
     tags={"nvi/job": REFRESH_CANDIDATES},
