@@ -23,7 +23,8 @@ def own_step_only(asset: dg.AssetsDefinition, check_specs) -> dg.AssetSelection:
 
     The whole-store freshness checks also target the asset, and a plain selection of the asset would
     run them as a second step in every partition's run (a second process loading the definitions);
-    they run from their own sensor instead."""
+    they run from their own sensor instead. Being one step, such a job runs in the run's own process
+    (the in-process executor): a step process of its own would load the definitions a second time."""
     return dg.AssetSelection.assets(asset).without_checks() | dg.AssetSelection.checks(
         *(spec.key for spec in check_specs)
     )
@@ -81,6 +82,7 @@ refresh_candidates_job = dg.define_asset_job(
     selection=own_step_only(candidates, candidate_check_specs),
     partitions_def=reporting_year_partitions,
     description="REFRESH_CANDIDATES for one reporting year.",
+    executor_def=dg.in_process_executor,
     tags={"nvi/job": REFRESH_CANDIDATES},
 )
 
@@ -89,6 +91,7 @@ refresh_periods_job = dg.define_asset_job(
     selection=[periods],
     partitions_def=reporting_year_partitions,
     description="REFRESH_PERIODS for one reporting year.",
+    executor_def=dg.in_process_executor,
     tags={"nvi/job": "REFRESH_PERIODS"},
 )
 

@@ -299,6 +299,7 @@ year_report_job = dg.define_asset_job(
     selection=own_step_only(year_reports, REPORT_CHECK_SPECS),
     partitions_def=reporting_year_partitions,
     description="Build the report of one reporting year.",
+    executor_def=dg.in_process_executor,
     tags={"nvi/job": "YEAR_REPORT"},
 )
 
