@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -47,6 +48,7 @@ class CandidateAggregate:
     revision: int | None = None
     version: str | None = None
     last_written_at: str | None = None
+    pending_write: PlannedWrite | None = field(default=None, repr=False, compare=False)
 
     @property
     def period_year(self) -> str | None:
@@ -54,6 +56,33 @@ class CandidateAggregate:
 
     def copy(self) -> CandidateAggregate:
         return copy.deepcopy(self)
+
+
+@dataclass(frozen=True)
+class PlannedWrite:
+    """What the next write of an aggregate read at `read_revision` stores: chosen once, before the
+    write's first attempt, and kept by every retry of it. A retry after an unknown outcome (the reply
+    to a COMMIT lost) can then tell by `version` that its row is already written."""
+
+    read_revision: int | None
+    revision: int
+    version: str
+    written_at: str
+
+
+def planned_write(candidate: CandidateAggregate, written_at: str) -> PlannedWrite:
+    """The candidate's pending write, or a new one (revision + 1, a fresh version) if it has none."""
+    plan = candidate.pending_write
+    if plan is None or plan.read_revision != candidate.revision:
+        plan = PlannedWrite(candidate.revision, (candidate.revision or 0) + 1, str(uuid.uuid4()), written_at)
+        candidate.pending_write = plan
+    return plan
+
+
+def apply_write(candidate: CandidateAggregate, plan: PlannedWrite) -> None:
+    """The write is stored: the candidate now carries its lock attributes, and nothing is pending."""
+    candidate.revision, candidate.version, candidate.last_written_at = plan.revision, plan.version, plan.written_at
+    candidate.pending_write = None
 
 
 def approval_status(approval: dict) -> ApprovalStatus:

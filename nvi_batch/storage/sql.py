@@ -11,10 +11,11 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
 
+import psycopg2.extras
 import sqlalchemy as sa
 
 from nvi_batch import json_text
-from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.candidate import CandidateAggregate, PlannedWrite, apply_write, planned_write
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.protocol import (
     DEAD_AFTER_ATTEMPTS,
@@ -98,26 +99,25 @@ settings_table = sa.Table(
 )
 
 
-def _candidate_update(lock_condition) -> sa.Update:
-    """Built once: the conditional write-back, with every value a bound parameter."""
-    c = candidates_table.c
-    return (
-        candidates_table.update()
-        .where(c.identifier == sa.bindparam("b_identifier"), lock_condition)
-        .values(
-            period_year=sa.bindparam("b_period_year"),
-            revision=sa.bindparam("b_revision"),
-            version=sa.bindparam("b_version"),
-            last_written_at=sa.bindparam("b_last_written_at"),
-            data=sa.bindparam("b_data"),
-            approvals=sa.bindparam("b_approvals"),
-            notes=sa.bindparam("b_notes"),
-        )
-    )
-
-
-_UPDATE_CANDIDATE = _candidate_update(candidates_table.c.revision == sa.bindparam("b_read_revision"))
-_UPDATE_UNLOCKED_CANDIDATE = _candidate_update(candidates_table.c.revision.is_(None))
+_SELECT_ROWS = (
+    "SELECT identifier, period_year, revision, version, last_written_at, data, approvals, notes "
+    "FROM nvi_candidates WHERE identifier "
+)
+_SELECT_VERSIONS = "SELECT identifier, version FROM nvi_candidates WHERE identifier "
+# One statement per chunk. Each row is written only if it still has the revision it was read with
+# (IS: NULL for a row no write has locked yet); RETURNING names the rows that were.
+_POSTGRES_CHUNK_UPDATE = (
+    "UPDATE nvi_candidates AS c SET period_year = v.period_year, revision = v.revision, version = v.version, "
+    "last_written_at = v.last_written_at, data = v.data, approvals = v.approvals, notes = v.notes "
+    "FROM (VALUES %s) AS v(identifier, read_revision, period_year, revision, version, last_written_at, data, "
+    "approvals, notes) "
+    "WHERE c.identifier = v.identifier AND c.revision IS NOT DISTINCT FROM v.read_revision::integer "
+    "RETURNING c.identifier"
+)
+_SQLITE_ROW_UPDATE = (
+    "UPDATE nvi_candidates SET period_year = ?, revision = ?, version = ?, last_written_at = ?, data = ?, "
+    "approvals = ?, notes = ? WHERE identifier = ? AND revision IS ?"
+)
 
 
 def utc_now() -> str:
@@ -247,58 +247,90 @@ class SqlStore:
 
     # -- candidates ----------------------------------------------------------------------------
     def read_candidates(self, identifiers: Sequence[str]) -> dict[str, CandidateAggregate]:
+        """One statement for the chunk, on the driver's cursor: no per-row statement or ORM set-up."""
         if not identifiers:
             return {}
-        query = sa.select(candidates_table).where(candidates_table.c.identifier.in_(list(identifiers)))
         with self.engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
+            cursor = connection.connection.driver_connection.cursor()
+            try:
+                self._select_by_ids(cursor, _SELECT_ROWS, identifiers)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
         return {
-            row["identifier"]: CandidateAggregate(
-                identifier=row["identifier"],
-                data=_loads(row["data"]),
-                approvals=_loads(row["approvals"]),
-                notes=_loads(row["notes"]),
-                revision=row["revision"],
-                version=row["version"],
-                last_written_at=row["last_written_at"],
+            identifier: CandidateAggregate(
+                identifier=identifier,
+                data=_loads(data),
+                approvals=_loads(approvals),
+                notes=_loads(notes),
+                revision=revision,
+                version=version,
+                last_written_at=last_written_at,
             )
-            for row in rows
+            for identifier, _year, revision, version, last_written_at, data, approvals, notes in rows
         }
 
     def write_candidates(self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None):
-        written, conflicts = [], []
-        staged = []
+        """One conditional write statement for the chunk, and the checkpoint, in one transaction.
+
+        Each aggregate's new revision, version and lastWrittenAt are its pending write's, chosen once:
+        a retry after a lost reply to COMMIT writes the same values, and a row that already carries
+        its planned version (written by the attempt whose outcome was unknown) counts as written."""
         now = utc_now()
+        plans = [planned_write(candidate, now) for candidate in candidates]
+        rows = [self._row(candidate, plan) for candidate, plan in zip(candidates, plans, strict=True)]
         with self.engine.begin() as connection:
-            for candidate in candidates:
-                new_version = str(uuid.uuid4())
-                new_revision = (candidate.revision or 0) + 1
-                statement = _UPDATE_UNLOCKED_CANDIDATE if candidate.revision is None else _UPDATE_CANDIDATE
-                result = connection.execute(
-                    statement,
-                    {
-                        "b_identifier": candidate.identifier,
-                        "b_read_revision": candidate.revision,
-                        "b_period_year": candidate.period_year,
-                        "b_revision": new_revision,
-                        "b_version": new_version,
-                        "b_last_written_at": now,
-                        "b_data": _dumps(candidate.data),
-                        "b_approvals": _dumps(candidate.approvals),
-                        "b_notes": _dumps(candidate.notes),
-                    },
-                )
-                if result.rowcount == 1:
-                    written.append(candidate.identifier)
-                    staged.append((candidate, new_revision, new_version))
-                else:
-                    conflicts.append(candidate.identifier)
+            cursor = connection.connection.driver_connection.cursor()
+            try:
+                written = self._write_rows(cursor, rows) if rows else set()
+                unconfirmed = [(c.identifier, plan.version) for c, plan in zip(candidates, plans, strict=True)
+                               if c.identifier not in written]
+                if unconfirmed:
+                    written |= self._carrying_version(cursor, unconfirmed)
+            finally:
+                cursor.close()
+            conflicts = [candidate.identifier for candidate in candidates if candidate.identifier not in written]
             if checkpoint is not None and not conflicts:
                 self._save_checkpoint(connection, checkpoint, now)
-        for candidate, new_revision, new_version in staged:
-            candidate.revision, candidate.version, candidate.last_written_at = new_revision, new_version, now
+        for candidate, plan in zip(candidates, plans, strict=True):
+            if candidate.identifier in written:
+                apply_write(candidate, plan)
         self._count_written_rows(len(written))
-        return WriteResult(written=written, conflicts=conflicts)
+        return WriteResult(written=[c.identifier for c in candidates if c.identifier in written], conflicts=conflicts)
+
+    def _select_by_ids(self, cursor, select: str, identifiers: Sequence[str]) -> None:
+        """Run `select` (ending in `WHERE identifier `) for these ids, every id a bound parameter."""
+        if self._postgres:
+            cursor.execute(select + "= ANY(%s)", (list(identifiers),))
+        else:
+            cursor.execute(select + "IN (" + ",".join("?" * len(identifiers)) + ")", list(identifiers))
+
+    @property
+    def _postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @staticmethod
+    def _row(candidate: CandidateAggregate, plan: PlannedWrite) -> tuple:
+        return (candidate.identifier, plan.read_revision, candidate.period_year, plan.revision, plan.version,
+                plan.written_at, _dumps(candidate.data), _dumps(candidate.approvals), _dumps(candidate.notes))
+
+    def _write_rows(self, cursor, rows: list[tuple]) -> set[str]:
+        """The ids of the rows the conditional write changed."""
+        if self._postgres:
+            returned = psycopg2.extras.execute_values(cursor, _POSTGRES_CHUNK_UPDATE, rows, page_size=len(rows),
+                                                      fetch=True)
+            return {identifier for (identifier,) in returned}
+        cursor.executemany(_SQLITE_ROW_UPDATE, [(*row[2:], row[0], row[1]) for row in rows])
+        if cursor.rowcount == len(rows):  # the common case: no conflict, every row written
+            return {row[0] for row in rows}
+        # Some row had changed under us: which rows carry our new version says which were written.
+        return self._carrying_version(cursor, [(row[0], row[4]) for row in rows])
+
+    def _carrying_version(self, cursor, planned: list[tuple[str, str]]) -> set[str]:
+        """Ids among (id, planned version) whose row carries that version: written, by now or before."""
+        versions = dict(planned)
+        self._select_by_ids(cursor, _SELECT_VERSIONS, list(versions))
+        return {identifier for identifier, version in cursor.fetchall() if version == versions[identifier]}
 
     def put_candidates(self, candidates: Sequence[CandidateAggregate]) -> None:
         rows = [
