@@ -1,14 +1,16 @@
 """The candidate aggregate (candidate + approvals + notes), its statuses and validation.
 
-Records keep the stored JSON shape of the nva-nvi table (`data` maps), so that nothing the pipeline
-does not understand is lost on write-back; the functions here read and check that shape.
+The aggregate holds what the nva-nvi table stores, item by item (see `domain/items.py` for the
+attributes and keys of each DAO): the candidate's `data` map and the attributes beside it, and one
+`ApprovalItem` / `NoteItem` per approval and note, each with its own `data` and attributes. Nothing
+the pipeline does not understand is lost on write-back: unknown `data` fields stay in the maps and
+unknown item attributes in `extra`.
 """
 
 from __future__ import annotations
 
 import copy
 import re
-import uuid
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -38,51 +40,72 @@ class GlobalStatus(str, Enum):
 
 
 @dataclass
-class CandidateAggregate:
-    """One candidate with its approvals and notes, and the lock attributes it was read with."""
+class ApprovalItem:
+    """One APPROVAL_STATUS item (nva-nvi's `ApprovalStatusDao`): `data` and its own lock attributes.
 
-    identifier: str
+    `key` is the sort key it was read under (None for an approval not stored yet, which is keyed
+    by its institution, as the DAO keys it); `extra` holds attributes the DAO does not have.
+    """
+
     data: dict
-    approvals: list[dict] = field(default_factory=list)
-    notes: list[dict] = field(default_factory=list)
     revision: int | None = None
     version: str | None = None
     last_written_at: str | None = None
-    pending_write: PlannedWrite | None = field(default=None, repr=False, compare=False)
+    key: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class NoteItem:
+    """One NOTE item (`NoteDao`): `data` and `version`, and no revision or lastWrittenAt.
+
+    `key` is the sort key it was read under, `NOTE#<noteId>`: it says which note this is even when
+    `data` lacks `noteId`. `extra` holds attributes the DAO does not have.
+    """
+
+    data: dict
+    version: str | None = None
+    key: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class CandidateAggregate:
+    """One candidate with its approvals and notes, and the item attributes it was read with.
+
+    `period_year` is the candidate item's top-level `periodYear` (never a field of `data`); `extra`
+    holds the candidate item's attributes the DAO does not have. Approvals and notes given as plain
+    `data` dicts become new items. `approvals` and `notes` are the `data` maps, for the domain.
+    """
+
+    identifier: str
+    data: dict
+    approval_items: list[ApprovalItem] = field(default_factory=list)
+    note_items: list[NoteItem] = field(default_factory=list)
+    revision: int | None = None
+    version: str | None = None
+    last_written_at: str | None = None
+    period_year: str | None = None
+    extra: dict = field(default_factory=dict)
+    # The write being made of this aggregate (an `items.AggregateWrite`), chosen before its first
+    # attempt and kept by its retries; None when no write is under way.
+    pending_write: object | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        self.approval_items = [a if isinstance(a, ApprovalItem) else ApprovalItem(a) for a in self.approval_items]
+        self.note_items = [n if isinstance(n, NoteItem) else NoteItem(n) for n in self.note_items]
 
     @property
-    def period_year(self) -> str | None:
-        return self.data.get("periodYear")
+    def approvals(self) -> tuple[dict, ...]:
+        """The approvals' `data` maps (change them in place; add or drop items through `approval_items`)."""
+        return tuple(item.data for item in self.approval_items)
+
+    @property
+    def notes(self) -> tuple[dict, ...]:
+        return tuple(item.data for item in self.note_items)
 
     def copy(self) -> CandidateAggregate:
         return copy.deepcopy(self)
-
-
-@dataclass(frozen=True)
-class PlannedWrite:
-    """What the next write of an aggregate read at `read_revision` stores: chosen once, before the
-    write's first attempt, and kept by every retry of it. A retry after an unknown outcome (the reply
-    to a COMMIT lost) can then tell by `version` that its row is already written."""
-
-    read_revision: int | None
-    revision: int
-    version: str
-    written_at: str
-
-
-def planned_write(candidate: CandidateAggregate, written_at: str) -> PlannedWrite:
-    """The candidate's pending write, or a new one (revision + 1, a fresh version) if it has none."""
-    plan = candidate.pending_write
-    if plan is None or plan.read_revision != candidate.revision:
-        plan = PlannedWrite(candidate.revision, (candidate.revision or 0) + 1, str(uuid.uuid4()), written_at)
-        candidate.pending_write = plan
-    return plan
-
-
-def apply_write(candidate: CandidateAggregate, plan: PlannedWrite) -> None:
-    """The write is stored: the candidate now carries its lock attributes, and nothing is pending."""
-    candidate.revision, candidate.version, candidate.last_written_at = plan.revision, plan.version, plan.written_at
-    candidate.pending_write = None
 
 
 def approval_status(approval: dict) -> ApprovalStatus:
@@ -98,7 +121,7 @@ def approval_status(approval: dict) -> ApprovalStatus:
     raise ValueError(f"unknown approval status {approval.get('status')!r}")
 
 
-def global_status(approvals: list[dict]) -> GlobalStatus:
+def global_status(approvals) -> GlobalStatus:
     statuses = {approval_status(a) for a in approvals}
     if ApprovalStatus.APPROVED in statuses and ApprovalStatus.REJECTED in statuses:
         return GlobalStatus.DISPUTE
@@ -136,7 +159,7 @@ def validate_candidate(candidate: CandidateAggregate) -> None:
     data = candidate.data
     if not isinstance(data, dict):
         raise MalformedRecord(ident, "data", "not a JSON object")
-    year = data.get("periodYear")
+    year = candidate.period_year
     if year is not None and not (isinstance(year, str) and _YEAR.match(year)):
         raise MalformedRecord(ident, "periodYear", f"not a four-digit year string: {year!r}")
     if "applicable" in data and not isinstance(data["applicable"], bool):
@@ -164,6 +187,8 @@ def validate_candidate(candidate: CandidateAggregate) -> None:
     if details is not None and not isinstance(details, dict):
         raise MalformedRecord(ident, "publicationDetails", "not an object")
     for i, approval in enumerate(candidate.approvals):
+        if not isinstance(approval, dict):
+            raise MalformedRecord(ident, f"approvals[{i}]", "not an object")
         if not approval.get("institutionId"):
             raise MalformedRecord(ident, f"approvals[{i}].institutionId", "missing")
         status = str(approval.get("status", "")).upper()
@@ -171,3 +196,6 @@ def validate_candidate(candidate: CandidateAggregate) -> None:
             raise MalformedRecord(ident, f"approvals[{i}].status", f"unknown approval status {approval.get('status')!r}")
         if status == "REJECTED" and not approval.get("reason"):
             raise MalformedRecord(ident, f"approvals[{i}].reason", "required when the approval is rejected")
+    for i, note in enumerate(candidate.notes):
+        if not isinstance(note, dict):
+            raise MalformedRecord(ident, f"notes[{i}]", "not an object")

@@ -1,7 +1,12 @@
 """The SQL store: SQLite (the embedded default) and PostgreSQL, through SQLAlchemy Core.
 
-A candidate aggregate is one row (its approvals and notes as JSON beside `data`), so that reading a
-chunk is one query and a conditional write is one UPDATE ... WHERE revision = :read_revision.
+A candidate aggregate is one row, so that reading a chunk is one query and a conditional write is
+one UPDATE ... WHERE revision = :read_revision. The row mirrors the nva-nvi items (`domain/items.py`):
+the candidate item's attributes are columns (`period_year` is its top-level `periodYear`, the year
+index), `data` is JSON, attributes the DAO does not have are a JSON object (`extra_attributes`), and
+`approvals` / `notes` are JSON lists of the child items' attribute maps (`PrimaryKeyRangeKey`, `data`,
+`version`, approvals' own `revision` and `lastWrittenAt`, and any unknown attribute), without the
+hash key, `type` and `identifier` that the row already says.
 All SQL is built with bound parameters; nothing from records or config is pasted into statements.
 """
 
@@ -15,7 +20,21 @@ import psycopg2.extras
 import sqlalchemy as sa
 
 from nvi_batch import json_text
-from nvi_batch.domain.candidate import CandidateAggregate, PlannedWrite, apply_write, planned_write
+from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.items import (
+    DATA,
+    LAST_WRITTEN_AT,
+    PERIOD_YEAR,
+    RANGE_KEY,
+    REVISION,
+    VERSION,
+    AggregateWrite,
+    aggregate_from_items,
+    child_row_attributes,
+    is_approval_key,
+    planned_write,
+    stored_items,
+)
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.protocol import (
     DEAD_AFTER_ATTEMPTS,
@@ -39,6 +58,7 @@ candidates_table = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("approvals", sa.Text, nullable=False),
     sa.Column("notes", sa.Text, nullable=False),
+    sa.Column("extra_attributes", sa.Text, nullable=False),
     sa.Index("ix_nvi_candidates_year", "period_year", "identifier"),
 )
 
@@ -99,8 +119,10 @@ settings_table = sa.Table(
 )
 
 
+_ROW_COLUMNS = ("identifier", "period_year", "revision", "version", "last_written_at", "data", "approvals", "notes",
+                "extra_attributes")
 _SELECT_ROWS = (
-    "SELECT identifier, period_year, revision, version, last_written_at, data, approvals, notes "
+    "SELECT identifier, period_year, revision, version, last_written_at, data, approvals, notes, extra_attributes "
     "FROM nvi_candidates WHERE identifier "
 )
 _SELECT_VERSIONS = "SELECT identifier, version FROM nvi_candidates WHERE identifier "
@@ -108,15 +130,16 @@ _SELECT_VERSIONS = "SELECT identifier, version FROM nvi_candidates WHERE identif
 # (IS: NULL for a row no write has locked yet); RETURNING names the rows that were.
 _POSTGRES_CHUNK_UPDATE = (
     "UPDATE nvi_candidates AS c SET period_year = v.period_year, revision = v.revision, version = v.version, "
-    "last_written_at = v.last_written_at, data = v.data, approvals = v.approvals, notes = v.notes "
+    "last_written_at = v.last_written_at, data = v.data, approvals = v.approvals, notes = v.notes, "
+    "extra_attributes = v.extra_attributes "
     "FROM (VALUES %s) AS v(identifier, read_revision, period_year, revision, version, last_written_at, data, "
-    "approvals, notes) "
+    "approvals, notes, extra_attributes) "
     "WHERE c.identifier = v.identifier AND c.revision IS NOT DISTINCT FROM v.read_revision::integer "
     "RETURNING c.identifier"
 )
 _SQLITE_ROW_UPDATE = (
     "UPDATE nvi_candidates SET period_year = ?, revision = ?, version = ?, last_written_at = ?, data = ?, "
-    "approvals = ?, notes = ? WHERE identifier = ? AND revision IS ?"
+    "approvals = ?, notes = ?, extra_attributes = ? WHERE identifier = ? AND revision IS ?"
 )
 
 
@@ -156,6 +179,38 @@ def segment_bounds(segment: int, total_segments: int) -> tuple[str, str | None]:
 ANALYZE_AFTER_ROWS = 100_000
 
 
+_NO_EXTRA_ATTRIBUTES = "{}"
+
+
+def _row_values(candidate: CandidateAggregate, items: list[dict]) -> dict:
+    """A candidates row from the aggregate's item attribute maps (the candidate item first)."""
+    candidate_item, children = items[0], [child_row_attributes(item) for item in items[1:]]
+    return {
+        "identifier": candidate.identifier,
+        "period_year": candidate_item.get(PERIOD_YEAR),
+        "revision": candidate_item.get(REVISION),
+        "version": candidate_item.get(VERSION),
+        "last_written_at": candidate_item.get(LAST_WRITTEN_AT),
+        "data": _dumps(candidate.data),
+        "approvals": _dumps([child for child in children if is_approval_key(child[RANGE_KEY])]),
+        "notes": _dumps([child for child in children if not is_approval_key(child[RANGE_KEY])]),
+        "extra_attributes": _dumps(candidate.extra) if candidate.extra else _NO_EXTRA_ATTRIBUTES,
+    }
+
+
+def _aggregate(row) -> CandidateAggregate:
+    candidate_item = {
+        DATA: _loads(row["data"]),
+        REVISION: row["revision"],
+        VERSION: row["version"],
+        LAST_WRITTEN_AT: row["last_written_at"],
+        PERIOD_YEAR: row["period_year"],
+    }
+    if row["extra_attributes"] != _NO_EXTRA_ATTRIBUTES:
+        candidate_item.update(_loads(row["extra_attributes"]))
+    return aggregate_from_items(row["identifier"], candidate_item, [*_loads(row["approvals"]), *_loads(row["notes"])])
+
+
 def _lock_condition(table: sa.Table, revision: int | None):
     return table.c.revision.is_(None) if revision is None else table.c.revision == revision
 
@@ -184,6 +239,12 @@ class SqlStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine, checkfirst=True)
+        columns = {column["name"] for column in sa.inspect(self.engine).get_columns(candidates_table.name)}
+        if "extra_attributes" not in columns:
+            raise RuntimeError(
+                f"{self.describe()} holds candidates in an older layout (approvals and notes without their item "
+                "attributes); seed a new database (`make clean`, or another NVI_DATABASE_URL)"
+            )
 
     def refresh_statistics(self) -> None:
         """ANALYZE the candidates table on PostgreSQL, so that keyset pages stay index scans.
@@ -257,18 +318,7 @@ class SqlStore:
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-        return {
-            identifier: CandidateAggregate(
-                identifier=identifier,
-                data=_loads(data),
-                approvals=_loads(approvals),
-                notes=_loads(notes),
-                revision=revision,
-                version=version,
-                last_written_at=last_written_at,
-            )
-            for identifier, _year, revision, version, last_written_at, data, approvals, notes in rows
-        }
+        return {row[0]: _aggregate(dict(zip(_ROW_COLUMNS, row, strict=True))) for row in rows}
 
     def write_candidates(self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None):
         """One conditional write statement for the chunk, and the checkpoint, in one transaction.
@@ -278,7 +328,7 @@ class SqlStore:
         its planned version (written by the attempt whose outcome was unknown) counts as written."""
         now = utc_now()
         plans = [planned_write(candidate, now) for candidate in candidates]
-        rows = [self._row(candidate, plan) for candidate, plan in zip(candidates, plans, strict=True)]
+        rows = [self._row(plan) for plan in plans]
         with self.engine.begin() as connection:
             cursor = connection.connection.driver_connection.cursor()
             try:
@@ -294,7 +344,7 @@ class SqlStore:
                 self._save_checkpoint(connection, checkpoint, now)
         for candidate, plan in zip(candidates, plans, strict=True):
             if candidate.identifier in written:
-                apply_write(candidate, plan)
+                plan.apply()
         self._count_written_rows(len(written))
         return WriteResult(written=[c.identifier for c in candidates if c.identifier in written], conflicts=conflicts)
 
@@ -310,9 +360,10 @@ class SqlStore:
         return self.engine.dialect.name == "postgresql"
 
     @staticmethod
-    def _row(candidate: CandidateAggregate, plan: PlannedWrite) -> tuple:
-        return (candidate.identifier, plan.read_revision, candidate.period_year, plan.revision, plan.version,
-                plan.written_at, _dumps(candidate.data), _dumps(candidate.approvals), _dumps(candidate.notes))
+    def _row(plan: AggregateWrite) -> tuple:
+        """(identifier, the revision it was read with, then the row's columns as written)."""
+        values = _row_values(plan.candidate, plan.items)
+        return (values["identifier"], plan.candidate.revision, *(values[name] for name in _ROW_COLUMNS[1:]))
 
     def _write_rows(self, cursor, rows: list[tuple]) -> set[str]:
         """The ids of the rows the conditional write changed."""
@@ -333,19 +384,7 @@ class SqlStore:
         return {identifier for identifier, version in cursor.fetchall() if version == versions[identifier]}
 
     def put_candidates(self, candidates: Sequence[CandidateAggregate]) -> None:
-        rows = [
-            {
-                "identifier": c.identifier,
-                "period_year": c.period_year,
-                "revision": c.revision,
-                "version": c.version,
-                "last_written_at": c.last_written_at,
-                "data": _dumps(c.data),
-                "approvals": _dumps(c.approvals),
-                "notes": _dumps(c.notes),
-            }
-            for c in candidates
-        ]
+        rows = [_row_values(candidate, stored_items(candidate)) for candidate in candidates]
         if not rows:
             return
         ids = [row["identifier"] for row in rows]
