@@ -2,7 +2,7 @@
 
 An aggregate (candidate + approvals + notes, items as `domain/items.py` describes them) is read with
 one consistent Query on its hash key and written with one TransactWriteItems: each Put replaces its
-item with the attributes the DAO would write (`next_write`) and is conditional on what was read —
+item with the attributes the DAO would write (`planned_write`) and is conditional on what was read —
 the candidate and each approval on its own revision, each note on its version — so that nothing the
 service changed meanwhile (it may update an approval or delete a note without touching the
 candidate) is overwritten. Item kinds the aggregate does not own are never written.
@@ -40,7 +40,7 @@ from nvi_batch.domain.items import (
     candidate_hash_key,
     is_approval_key,
     is_note_key,
-    next_write,
+    planned_write,
     stored_items,
 )
 from nvi_batch.domain.period import Period
@@ -312,8 +312,11 @@ class DynamoDbStore(DynamoDbLedger):
     def _commit(self, write: AggregateWrite) -> bool:
         """One aggregate, one transaction: True if written, False on a lock conflict; other refusals raise.
 
-        The request token (the new version) makes botocore's retry of a transaction that did land
-        succeed again instead of failing its own revision check as a phantom conflict.
+        The write is planned once (`planned_write`) and its request token is the new version, so every
+        retry of it, by botocore or by the engine, sends the same transaction with the same token: one
+        that did land succeeds again (DynamoDB keeps tokens for ten minutes) instead of failing its own
+        revision check as a phantom conflict. After that, a failed condition is checked by reading
+        the candidate's version back: if it is this write's, the aggregate is written.
         """
         identifier = write.candidate.identifier
         try:
@@ -329,13 +332,23 @@ class DynamoDbStore(DynamoDbLedger):
             reasons = error.response.get("CancellationReasons") or []
             codes = {reason.get("Code") for reason in reasons}
             if "ConditionalCheckFailed" in codes:
-                return False
+                return self._carries_version(write)
             if codes & _TRANSIENT_CANCELLATIONS:
                 raise StoreUnavailable(f"candidate {identifier}: transaction cancelled ({', '.join(sorted(codes))})") from None
             if "ValidationError" in codes:
                 detail = "; ".join(r.get("Message", "") for r in reasons if r.get("Code") == "ValidationError")
                 raise MalformedRecord(identifier, "aggregate", f"DynamoDB refused the write: {detail}") from None
             raise
+
+    def _carries_version(self, write: AggregateWrite) -> bool:
+        """After a failed condition: whether the candidate item already carries this write's version,
+        i.e. an attempt whose response was lost (and whose token has expired) did write it."""
+        hash_key = candidate_hash_key(write.candidate.identifier)  # the candidate item: range key = hash key
+        response = self.client.get_item(
+            TableName=self.table_name, Key=_key(hash_key, hash_key),
+            ProjectionExpression="#version", ExpressionAttributeNames={"#version": "version"}, ConsistentRead=True,
+        )
+        return response.get("Item", {}).get("version", {}).get("S") == write.version
 
     def _commit_capturing(self, write: AggregateWrite | Exception) -> tuple[bool, Exception | None]:
         if isinstance(write, Exception):
@@ -347,7 +360,7 @@ class DynamoDbStore(DynamoDbLedger):
 
     def _next_write(self, candidate: CandidateAggregate, now: str) -> AggregateWrite | Exception:
         try:
-            return next_write(candidate, now)
+            return planned_write(candidate, now)
         except MalformedRecord as error:
             return error
 
