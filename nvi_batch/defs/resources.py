@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
@@ -30,8 +31,10 @@ def _sql_store(url: str) -> SqlStore:
 
 
 @functools.lru_cache(maxsize=16)
-def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str) -> DynamoDbStore:
-    return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name)
+def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str,
+                    max_write_capacity_per_second: float) -> DynamoDbStore:
+    return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name,
+                         max_write_capacity_per_second=max_write_capacity_per_second or None)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -65,9 +68,15 @@ class DynamoDbStoreResource(NviStoreResource):
     ledger_table_name: str
     region_name: str
     endpoint_url: str = ""
+    max_write_capacity_per_second: float = Field(
+        default=0.0, ge=0.0,
+        description="WCU per second the run's writes to the table are held to (0: no cap): the runbook's "
+                    "'adjust throughput', to leave the service its share of a provisioned table.",
+    )
 
     def open(self) -> DynamoDbStore:
-        return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url)
+        return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url,
+                               self.max_write_capacity_per_second)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):

@@ -44,6 +44,7 @@ from nvi_batch.domain.items import (
     stored_items,
 )
 from nvi_batch.domain.period import Period
+from nvi_batch.storage.dynamodb.capacity import WriteCapacityLimiter, consumed_units, transaction_write_units
 from nvi_batch.storage.dynamodb.ledger import DynamoDbLedger
 from nvi_batch.storage.dynamodb.tables import ledger_table_definition, table_definition
 from nvi_batch.storage.dynamodb.values import deserialize, serialize, string_key
@@ -54,6 +55,10 @@ MAX_TRANSACTION_ACTIONS = 100
 BATCH_WRITE_LIMIT = 25
 _TRANSIENT_CANCELLATIONS = frozenset(
     {"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict", "RequestLimitExceeded"}
+)
+_THROTTLING_ERRORS = frozenset(
+    {"ThrottlingException", "ThrottlingError", "ProvisionedThroughputExceededException",
+     "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 )
 _session_lock = threading.Lock()
 
@@ -118,7 +123,9 @@ class DynamoDbStore(DynamoDbLedger):
     (`table_name`), the ledger, checkpoints and settings on nvi_batch's own (`ledger_table_name`).
 
     Reads of a chunk run on `max_pool_connections` threads (one Query per aggregate); writes on
-    `write_workers` threads, kept lower because writes are what DynamoDB throttles.
+    `write_workers` threads, kept lower because writes are what DynamoDB throttles, and held to
+    `max_write_capacity_per_second` (WCU, as ConsumedCapacity reports them; None: no cap) with an
+    adaptive back-off when DynamoDB throttles anyway (`capacity.WriteCapacityLimiter`).
     """
 
     def __init__(
@@ -130,6 +137,7 @@ class DynamoDbStore(DynamoDbLedger):
         ledger_table_name: str,
         max_pool_connections: int = 16,
         write_workers: int = 4,
+        max_write_capacity_per_second: float | None = None,
     ):
         if not 1 <= write_workers <= max_pool_connections:
             raise ValueError(f"write_workers must lie in 1..{max_pool_connections}, got {write_workers}")
@@ -146,6 +154,7 @@ class DynamoDbStore(DynamoDbLedger):
             )
         self._read_pool = ThreadPoolExecutor(max_pool_connections, thread_name_prefix="nvi-dynamodb-read")
         self._write_pool = ThreadPoolExecutor(write_workers, thread_name_prefix="nvi-dynamodb-write")
+        self.write_capacity = WriteCapacityLimiter(max_write_capacity_per_second)
 
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
@@ -319,12 +328,21 @@ class DynamoDbStore(DynamoDbLedger):
         the candidate's version back: if it is this write's, the aggregate is written.
         """
         identifier = write.candidate.identifier
+        transaction = self._transaction(write)
+        units = transaction_write_units(transaction)
+        self.write_capacity.wait_turn(units)
         try:
-            self.client.transact_write_items(TransactItems=self._transaction(write), ClientRequestToken=write.version)
+            response = self.client.transact_write_items(
+                TransactItems=transaction, ClientRequestToken=write.version, ReturnConsumedCapacity="TOTAL"
+            )
+            self.write_capacity.consumed(consumed_units(response) or units, reserved=units)
             return True
         except ClientError as error:
             code = error.response["Error"]["Code"]
             message = error.response["Error"].get("Message", "")
+            if code in _THROTTLING_ERRORS:
+                self.write_capacity.throttled()
+                raise
             if code == "ValidationException":
                 raise MalformedRecord(identifier, "aggregate", f"DynamoDB refused the write: {message}") from None
             if code != "TransactionCanceledException":
@@ -333,6 +351,8 @@ class DynamoDbStore(DynamoDbLedger):
             codes = {reason.get("Code") for reason in reasons}
             if "ConditionalCheckFailed" in codes:
                 return self._carries_version(write)
+            if codes & _THROTTLING_ERRORS:
+                self.write_capacity.throttled()
             if codes & _TRANSIENT_CANCELLATIONS:
                 raise StoreUnavailable(f"candidate {identifier}: transaction cancelled ({', '.join(sorted(codes))})") from None
             if "ValidationError" in codes:
