@@ -15,7 +15,7 @@ from nvi_batch.demo_data import demo_candidates, demo_periods
 from nvi_batch.storage.sql import SqlStore
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
-COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops"]
+COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops", "nvi_batch.cli_serve"]
 
 SEED_BATCH = 2000
 DEMO_CANDIDATES = 3000

@@ -2,8 +2,9 @@
 
 These reach rows the year index cannot see (old rows without `periodYear`). One run fans out over
 `max_parallel_segments` disjoint segments of the table with dynamic outputs, each segment a step of
-its own process on the multiprocess executor (`execution.config.max_concurrent`, default 10, caps how
-many run at once), and a last op adds up the segments' counters.
+its own: a process on this machine locally, an ECS task of its own in production (the deployment picks
+the executor, see `resources.py`; `execution.config.max_concurrent`, default 10, caps how many run at
+once), and a last op adds up the segments' counters.
 """
 
 import dagster as dg
@@ -12,7 +13,12 @@ from pydantic import Field
 from nvi_batch.defs.candidates import REFRESH_CANDIDATES
 from nvi_batch.defs.config import StepConfig
 from nvi_batch.defs.migrations import MigrationOptions, run_migration
-from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
+from nvi_batch.defs.resources import (
+    SEGMENT_IO_MANAGER_KEY,
+    NviStoreResource,
+    PublicationSourceResource,
+    segment_executor_for_deployment,
+)
 from nvi_batch.defs.running import BATCH_STATUS_TAG, batch_status, fail_if_stopped, report_metadata, run_step
 from nvi_batch.engine import processors
 from nvi_batch.engine.counters import StepCounters
@@ -42,20 +48,6 @@ class FullScanConfig(dg.Config):
     force: bool = Field(default=False, description="Ignore the segments' checkpoints and start over.")
 
 
-@dg.configured(
-    dg.multiprocess_executor,
-    config_schema={
-        "max_concurrent": dg.Field(
-            int, default_value=DEFAULT_SEGMENTS, description="How many segment steps may run at once."
-        )
-    },
-)
-def segment_processes(config: dict) -> dict:
-    """Each step in a process of its own, forked from a server that imported the code location's module
-    once: spawning would import it anew for every segment, seconds each."""
-    return {"max_concurrent": config["max_concurrent"], "start_method": {"forkserver": {}}}
-
-
 def split_budget(max_items: int | None, segments: int) -> list[int | None]:
     """maxItems split evenly, as the legacy starter did: the floor of max_items / segments each, and
     one more for the first (max_items mod segments) segments, so the shares add up to max_items exactly.
@@ -66,7 +58,10 @@ def split_budget(max_items: int | None, segments: int) -> list[int | None]:
     return [share + (1 if segment < remainder else 0) for segment in range(segments)]
 
 
-@dg.op(out=dg.DynamicOut(dict), description="One dynamic output per segment, with its share of max_items.")
+@dg.op(
+    out=dg.DynamicOut(dict, io_manager_key=SEGMENT_IO_MANAGER_KEY),
+    description="One dynamic output per segment, with its share of max_items.",
+)
 def plan_segments(context: dg.OpExecutionContext, config: FullScanConfig):
     segments = config.max_parallel_segments
     budgets = split_budget(config.max_items, segments)
@@ -99,13 +94,18 @@ def _bounded(report: StepReport) -> StepReport:
     return report
 
 
-@dg.op(description="REFRESH_CANDIDATES over one segment of the table.")
+@dg.op(
+    out=dg.Out(io_manager_key=SEGMENT_IO_MANAGER_KEY), description="REFRESH_CANDIDATES over one segment of the table."
+)
 def refresh_segment(context: dg.OpExecutionContext, spec: dict, nvi_store: NviStoreResource) -> StepReport:
     scan, step_config = _segment(spec)
     return _bounded(run_step(context, nvi_store.open(), scan, processors.refresh, REFRESH_CANDIDATES, step_config))
 
 
-@dg.op(description="MIGRATE_CANDIDATES (one named migration) over one segment of the table.")
+@dg.op(
+    out=dg.Out(io_manager_key=SEGMENT_IO_MANAGER_KEY),
+    description="MIGRATE_CANDIDATES (one named migration) over one segment of the table.",
+)
 def migrate_segment(
     context: dg.OpExecutionContext,
     config: MigrationOptions,
@@ -152,13 +152,13 @@ def summarize_segments(context: dg.OpExecutionContext, reports: list[StepReport]
     return combined.counters.as_dict()
 
 
-@dg.job(executor_def=segment_processes, tags={"nvi/job": "REFRESH_CANDIDATES"},
+@dg.job(executor_def=segment_executor_for_deployment(), tags={"nvi/job": "REFRESH_CANDIDATES"},
         description="REFRESH_CANDIDATES over the whole table, in parallel segments.")
 def refresh_all_candidates_job():
     summarize_segments(plan_segments().map(refresh_segment).collect())
 
 
-@dg.job(executor_def=segment_processes, tags={"nvi/job": "MIGRATE_CANDIDATES"},
+@dg.job(executor_def=segment_executor_for_deployment(), tags={"nvi/job": "MIGRATE_CANDIDATES"},
         description="MIGRATE_CANDIDATES over the whole table, in parallel segments.")
 def migrate_all_candidates_job():
     summarize_segments(plan_segments().map(migrate_segment).collect())

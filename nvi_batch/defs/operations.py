@@ -125,7 +125,8 @@ def legacy_queue_redrive_sensor(context: dg.SensorEvaluationContext, nvi_store: 
     )
 
 
-@dg.sensor(minimum_interval_seconds=300, description="Every year with a period becomes a partition.")
+@dg.sensor(minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Every year with a period becomes a partition, without anyone starting this sensor.")
 def reporting_years_sensor(context: dg.SensorEvaluationContext, nvi_store: NviStoreResource):
     years = nvi_store.open().period_years()
     new = sorted(set(years) - set(context.instance.get_dynamic_partitions(reporting_year_partitions.name)))

@@ -1,10 +1,12 @@
-"""Resources, and the one place that picks them per deployment.
+"""Resources and the executor of full scans, and the one place that picks them per deployment.
 
 `NVI_DEPLOYMENT=local` (the default) is the embedded default: SQLite under `NVI_DATA_DIR` (or any
-SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS.
-`NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB table (`NVI_TABLE_NAME`) for candidates and periods,
-nvi_batch's own table (`NVI_LEDGER_TABLE_NAME`) for the failure ledger, checkpoints and settings
-(`AWS_REGION`, optionally `NVI_DYNAMODB_ENDPOINT_URL`), with credentials from the environment's AWS chain.
+SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS; a full
+scan's segments are processes on this machine. `NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB
+table (`NVI_TABLE_NAME`) for candidates and periods, nvi_batch's own table (`NVI_LEDGER_TABLE_NAME`)
+for the failure ledger, checkpoints and settings (`AWS_REGION`, optionally `NVI_DYNAMODB_ENDPOINT_URL`),
+with credentials from the environment's AWS chain; a full scan's segments are ECS tasks, handing their
+results on in S3.
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from pydantic import Field
 
+from nvi_batch.defs.executors import segment_processes, segment_tasks
+from nvi_batch.defs.partitions import add_year_of_run
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
 
 DEFAULT_DATA_DIR = "data"
+DEPLOYMENTS = ("local", "production")
+# Where the steps of a full scan hand their results on: the steps of one run share no disk in production.
+SEGMENT_IO_MANAGER_KEY = "segment_io_manager"
+SEGMENT_IO_PREFIX = "run-data"
 
 
 @functools.lru_cache(maxsize=16)
@@ -48,6 +57,10 @@ class NviStoreResource(dg.ConfigurableResource):
 
     def open(self):
         raise dg.DagsterInvariantViolationError(f"{type(self).__name__} does not say how to open its store")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is not None and context.instance is not None:
+            add_year_of_run(context.instance, context.dagster_run, lambda: self.open().period_years())
 
 
 class SqlStoreResource(NviStoreResource):
@@ -123,6 +136,7 @@ def s3_publications() -> S3PublicationsResource:
 
 def local_resources() -> dict:
     return {
+        SEGMENT_IO_MANAGER_KEY: dg.FilesystemIOManager(),
         "nvi_store": SqlStoreResource(
             # An EnvVar keeps a password in the URL out of the UI and the run config.
             database_url=dg.EnvVar("NVI_DATABASE_URL") if os.environ.get("NVI_DATABASE_URL") else "",
@@ -134,6 +148,13 @@ def local_resources() -> dict:
 
 def production_resources() -> dict:
     return {
+        SEGMENT_IO_MANAGER_KEY: S3PickleIOManager(
+            s3_resource=S3Resource(
+                endpoint_url=dg.EnvVar("NVI_REPORTS_ENDPOINT_URL") if os.environ.get("NVI_REPORTS_ENDPOINT_URL") else None
+            ),
+            s3_bucket=dg.EnvVar("NVI_REPORTS_BUCKET"),
+            s3_prefix=SEGMENT_IO_PREFIX,
+        ),
         "nvi_store": DynamoDbStoreResource(
             table_name=dg.EnvVar("NVI_TABLE_NAME"),
             ledger_table_name=dg.EnvVar("NVI_LEDGER_TABLE_NAME"),
@@ -144,11 +165,18 @@ def production_resources() -> dict:
     }
 
 
-def resources_for_deployment(deployment: str | None = None) -> dict:
+def current_deployment(deployment: str | None = None) -> str:
     deployment = deployment or os.environ.get("NVI_DEPLOYMENT", "local")
+    if deployment not in DEPLOYMENTS:
+        raise dg.DagsterInvalidConfigError(f"NVI_DEPLOYMENT={deployment!r} is not one of {list(DEPLOYMENTS)}", [], None)
+    return deployment
+
+
+def resources_for_deployment(deployment: str | None = None) -> dict:
     builders = {"local": local_resources, "production": production_resources}
-    if deployment not in builders:
-        raise dg.DagsterInvalidConfigError(
-            f"NVI_DEPLOYMENT={deployment!r} is not one of {sorted(builders)}", [], None
-        )
-    return builders[deployment]()
+    return builders[current_deployment(deployment)]()
+
+
+def segment_executor_for_deployment(deployment: str | None = None) -> dg.ExecutorDefinition:
+    """Processes on this machine, or ECS tasks of the run launcher's task definition in production."""
+    return {"local": segment_processes, "production": segment_tasks}[current_deployment(deployment)]

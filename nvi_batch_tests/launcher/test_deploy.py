@@ -25,11 +25,14 @@ PLACEHOLDERS = {
     "DAGSTER_PG_DB": "dagster",
     "DAGSTER_PG_USERNAME": "dagster",
     "DAGSTER_PG_PASSWORD_SECRET": "nvi-batch/dagster-pg-password",
-    "NVI_DEPLOYMENT": "production",
     "NVI_TABLE_NAME": "nva-nvi",
-    "NVI_BUCKET": "nva-nvi-batch",
-    "NVI_QUEUE_NAME": "nvi-batch-work",
-    "NVI_DLQ_NAME": "nvi-batch-work-dlq",
+    "NVI_LEDGER_TABLE_NAME": "nvi-batch-ledger",
+    "NVI_PUBLICATIONS_BUCKET": "nva-nvi-expanded-resources",
+    "NVI_REPORTS_BUCKET": "nvi-batch-reports",
+    "NVI_LEGACY_DLQ_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/nvi-batch-job-dlq",
+    "NVI_LEGACY_DLQ_NAME": "nvi-batch-job-dlq",
+    "NVI_ECS_CLUSTER": "nvi-batch",
+    "NVI_BATCH_JOB_QUEUE": "nvi-batch-heavy",
 }
 
 
@@ -112,4 +115,4 @@ def test_the_image_the_task_and_the_job_agree_on_home_and_container():
     assert {"name": "DAGSTER_HOME", "value": image_home} in container["environment"]
     assert {"name": "DAGSTER_HOME", "value": image_home} in job["environment"]
     assert container["name"] == instance_config["run_launcher"]["config"]["ecs"]["container_name"]
-    assert 'CMD ["dagster", "code-server", "start", "-m", "nvi_batch.definitions"' in dockerfile
+    assert 'CMD ["nvi-batch", "serve", "code-server"' in dockerfile
