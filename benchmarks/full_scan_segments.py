@@ -40,7 +40,8 @@ RUN_TIMEOUT_SECONDS = 900
 def seeder(count: int):
     def seed(topology: Topology) -> None:
         with fake_aws_credentials():
-            store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url)
+            store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url,
+                              ledger_table_name=topology.names["NVI_LEDGER_TABLE_NAME"])
             seed_store(store, count, seed=5)
             store.dispose()
 

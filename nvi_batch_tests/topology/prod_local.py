@@ -29,7 +29,8 @@ DEMO_SEED = 42
 def seed_demo(topology: Topology) -> None:
     """Candidates and periods in the table, each candidate's publication in the bucket."""
     with fake_aws_credentials():
-        store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url)
+        store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url,
+                              ledger_table_name=topology.names["NVI_LEDGER_TABLE_NAME"])
         seed_store(store, DEMO_CANDIDATES, seed=DEMO_SEED)
         store.dispose()
         publications = S3PublicationSource(topology.names["NVI_PUBLICATIONS_BUCKET"], REGION, topology.aws_url)

@@ -39,7 +39,8 @@ RUN_ID = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]
 def seed(topology: Topology) -> None:
     """The service's table holds candidates and periods before nvi_batch is deployed next to it."""
     with fake_aws_credentials():
-        store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url)
+        store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url,
+                              ledger_table_name=topology.names["NVI_LEDGER_TABLE_NAME"])
         seed_store(store, SEEDED, seed=11)
         store.dispose()
 
@@ -61,7 +62,8 @@ def instance(topology) -> Iterator[dg.DagsterInstance]:
 def store(topology) -> Iterator[DynamoDbStore]:
     """The service's table in the stand-in, read from outside the tasks."""
     with fake_aws_credentials():
-        store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url)
+        store = DynamoDbStore(topology.names["NVI_TABLE_NAME"], REGION, topology.aws_url,
+                              ledger_table_name=topology.names["NVI_LEDGER_TABLE_NAME"])
         yield store
         store.dispose()
 

@@ -34,7 +34,7 @@ import dagster as dg
 from dagster._grpc.client import DagsterGrpcClient
 
 from nvi_batch.demo_data import DEMO_BUCKET
-from nvi_batch.storage.dynamodb import table_definition
+from nvi_batch.storage.dynamodb import ledger_table_definition, table_definition
 from nvi_batch_tests.backends import throwaway_postgres_database
 from nvi_batch_tests.topology.image import LocalImage
 
@@ -147,6 +147,8 @@ class Topology:
         definition = table_definition(self.names["NVI_TABLE_NAME"])
         del definition["StreamSpecification"]
         self.client("dynamodb").create_table(**definition)
+        # nvi_batch's own table (ledger, checkpoints, settings), as deploy/README.md creates it.
+        self.client("dynamodb").create_table(**ledger_table_definition(self.names["NVI_LEDGER_TABLE_NAME"]))
 
     # -- the services, as ECS runs them ----------------------------------------------------------
     def run_task(self, command: list[str] | None, environment: dict[str, str] | None = None,
