@@ -85,7 +85,8 @@ class S3ReportFilesResource(ReportFilesResource):
     prefix: str = "reports/"
     endpoint_url: str = ""
     region: str = ""
-    link_expiry_seconds: int = Field(default=DEFAULT_LINK_EXPIRY_SECONDS, ge=1, le=7 * 24 * 3600)
+    # Possibly an EnvVar resolved as the run starts; S3ReportFiles checks the range (1 s to 7 days) at use.
+    link_expiry_seconds: int = DEFAULT_LINK_EXPIRY_SECONDS
 
     def open(self) -> S3ReportFiles:
         return S3ReportFiles(self.bucket, self.prefix, self.endpoint_url, self.region, self.link_expiry_seconds)
