@@ -3,6 +3,7 @@
 import dagster as dg
 
 from nvi_batch.defs.checks import (
+    BLOCKING_CHECKS,
     candidate_check_specs,
     every_item_accounted_for,
     no_dead_letters,
@@ -11,7 +12,17 @@ from nvi_batch.defs.checks import (
 from nvi_batch.defs.config import RefreshCandidatesConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step, scan_for
+from nvi_batch.defs.running import (
+    BatchStatus,
+    batch_status_on_failure,
+    fail_if_stopped,
+    guarded_store,
+    report_metadata,
+    run_step,
+    scan_for,
+    tag_batch_status,
+    year_count,
+)
 from nvi_batch.engine import processors
 from nvi_batch.engine.periods import refresh_periods
 
@@ -25,8 +36,7 @@ REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
     description="The reporting period of a year, refreshed (written back with a new version) under its lock.",
 )
 def periods(context: dg.AssetExecutionContext, nvi_store: NviStoreResource) -> dg.MaterializeResult:
-    store = nvi_store.open()
-    report = refresh_periods(store, [context.partition_key])
+    report = refresh_periods(guarded_store(nvi_store.open()), [context.partition_key])
     metadata = {name: dg.MetadataValue.int(value) for name, value in report.counters.as_dict().items()
                 if isinstance(value, int)}
     metadata["duration_seconds"] = dg.MetadataValue.float(round(report.duration_seconds, 3))
@@ -51,18 +61,21 @@ def candidates(
 ) -> dg.MaterializeResult:
     store = nvi_store.open()
     year = context.partition_key
-    report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES, config)
-    metadata = report_metadata(report, item_count=store.count_year(year))
-    fail_if_stopped(report, metadata)
-    full_year = not (config.item_ids or config.max_items or report.resumed_from)
-    return dg.MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            every_item_accounted_for(report, store, REFRESH_CANDIDATES, year, full_year),
-            no_dead_letters(store, year),
-            period_consistent(store, year),
-        ],
-    )
+    with batch_status_on_failure(context):
+        report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES,
+                          config)
+        metadata = report_metadata(report, item_count=year_count(report, store, year, config))
+        fail_if_stopped(report, metadata)
+        checked = guarded_store(store, config)
+        full_year = not (config.item_ids or config.max_items or report.resumed_from)
+        check_results = [
+            every_item_accounted_for(report, checked, REFRESH_CANDIDATES, year, full_year),
+            no_dead_letters(checked, year),
+            period_consistent(checked, year),
+        ]
+    if any(not result.passed for result in check_results if result.check_name in BLOCKING_CHECKS):
+        tag_batch_status(context, BatchStatus.FAILED)  # Dagster fails the run for a failed blocking check
+    return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
 refresh_candidates_job = dg.define_asset_job(

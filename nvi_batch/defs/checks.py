@@ -29,6 +29,7 @@ candidate_check_specs = [
     dg.AssetCheckSpec("period_consistent", asset=CANDIDATES, blocking=True, partitions_def=reporting_year_partitions,
                       description="the year's period exists, is valid and belongs to the year"),
 ]
+BLOCKING_CHECKS = frozenset(spec.name for spec in candidate_check_specs if spec.blocking)
 
 
 def every_item_accounted_for(report: StepReport, store, job: str, year: str, full_year: bool) -> dg.AssetCheckResult:

@@ -4,7 +4,10 @@
 import dagster as dg
 from pydantic import Field
 
+from nvi_batch.engine.resilience import DEFAULT_OUTAGE_BUDGET_SECONDS
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE
+
+MAX_OUTAGE_BUDGET_SECONDS = 6 * 3600
 
 
 class StepConfig(dg.Config):
@@ -22,6 +25,11 @@ class StepConfig(dg.Config):
     )
     retry_after_seconds: float = Field(
         default=300.0, ge=0, description="A failed item's next run is due after this, doubling per attempt (max 1 h)."
+    )
+    outage_budget_seconds: float = Field(
+        default=DEFAULT_OUTAGE_BUDGET_SECONDS, ge=0, le=MAX_OUTAGE_BUDGET_SECONDS,
+        description="How long an outage of the store (or of the publications) is waited out before the run stops "
+                    "cleanly at a chunk boundary, counted from its first failed call (default 5 minutes, at most 6 h).",
     )
 
 

@@ -7,7 +7,15 @@ import dagster as dg
 from nvi_batch.defs.config import StepConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step, scan_for
+from nvi_batch.defs.running import (
+    batch_status_on_failure,
+    fail_if_stopped,
+    guarded_store,
+    report_metadata,
+    run_step,
+    scan_for,
+    year_count,
+)
 from nvi_batch.engine import processors
 
 REPORT_APPROVED_CANDIDATES = "REPORT_APPROVED_CANDIDATES"
@@ -28,17 +36,20 @@ def report_approved_candidates(
 ):
     year = context.partition_key
     store = nvi_store.open()
-    try:
-        processor = processors.report_approved(store.read_period(year), dt.datetime.now(dt.timezone.utc))
-    except processors.PeriodNotClosed as error:
-        raise dg.Failure(
-            description=f"{REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
-            allow_retries=False,
-        ) from None
-    report = run_step(context, store, scan_for(year, config.item_ids), processor, REPORT_APPROVED_CANDIDATES, config)
-    metadata = report_metadata(report, item_count=store.count_year(year))
-    metadata["reported"] = dg.MetadataValue.int(report.counters.migrations.get("reported", 0))
-    fail_if_stopped(report, metadata)
+    with batch_status_on_failure(context):
+        try:
+            period = guarded_store(store, config).read_period(year)
+            processor = processors.report_approved(period, dt.datetime.now(dt.timezone.utc))
+        except processors.PeriodNotClosed as error:
+            raise dg.Failure(
+                description=f"{REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
+                allow_retries=False,
+            ) from None
+        report = run_step(context, store, scan_for(year, config.item_ids), processor, REPORT_APPROVED_CANDIDATES,
+                          config)
+        metadata = report_metadata(report, item_count=year_count(report, store, year, config))
+        metadata["reported"] = dg.MetadataValue.int(report.counters.migrations.get("reported", 0))
+        fail_if_stopped(report, metadata)
     yield dg.AssetMaterialization(asset_key="candidates", partition=year, metadata=metadata)
     yield dg.Output(report.counters.as_dict(), metadata=metadata)
 

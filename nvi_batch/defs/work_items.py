@@ -13,7 +13,13 @@ from pydantic import Field
 
 from nvi_batch.defs.config import StepConfig
 from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
-from nvi_batch.defs.running import fail_if_stopped, report_metadata, run_step
+from nvi_batch.defs.running import (
+    batch_status_on_failure,
+    fail_if_stopped,
+    guarded_store,
+    report_metadata,
+    run_step,
+)
 from nvi_batch.engine import processors
 from nvi_batch.engine.errors import classify
 from nvi_batch.engine.periods import refresh_periods
@@ -58,15 +64,18 @@ def process_work_items(
         context.log.info("no work items")
         return
     if job_type(config.job) == REFRESH_PERIODS:
-        _refresh_period_items(context, store, config)
+        with batch_status_on_failure(context):
+            _refresh_period_items(context, guarded_store(store, config), config)
         return
     factory = PROCESSOR_FACTORIES.get(job_type(config.job))
     if factory is None:
         raise dg.Failure(f"unknown job type in work items: {config.job!r}; known: {sorted(PROCESSOR_FACTORIES)}")
-    processor = factory(context, store, config.job, config.partition)
-    report = run_step(context, store, IdListScan(config.item_ids, config.partition), processor, config.job, config)
-    metadata = report_metadata(report)
-    fail_if_stopped(report, metadata)
+    with batch_status_on_failure(context):
+        processor = factory(context, guarded_store(store, config), config.job, config.partition)
+        report = run_step(context, store, IdListScan(config.item_ids, config.partition), processor, config.job,
+                          config)
+        metadata = report_metadata(report)
+        fail_if_stopped(report, metadata)
     context.add_output_metadata(metadata)
 
 
