@@ -3,6 +3,7 @@
 import random
 
 import pytest
+import sqlalchemy as sa
 from botocore.exceptions import ClientError
 
 from nvi_batch.domain.errors import MalformedRecord
@@ -183,3 +184,19 @@ def test_a_recovered_dependency_closes_the_breaker():
     assert breaker.is_open
     assert call_resiliently(lambda: 42, RetryPolicy(), breaker) == 42
     assert not breaker.is_open
+
+
+def test_a_driver_error_is_kept_as_its_class_and_reason_without_the_statement_or_the_record(sql_store):
+    record = {"identifier": "4f1c", "notes": "confidential note text"}
+    with sql_store.engine.begin() as connection:
+        connection.execute(sa.text("CREATE TEMPORARY TABLE scratch (identifier VARCHAR(8) PRIMARY KEY, notes TEXT)"))
+        connection.execute(sa.text("INSERT INTO scratch VALUES (:identifier, :notes)"), record)
+        with pytest.raises(sa.exc.IntegrityError) as raised:
+            connection.execute(sa.text("INSERT INTO scratch VALUES (:identifier, :notes)"), record)
+    assert "confidential" in str(raised.value) and "INSERT INTO" in str(raised.value), "what the driver says"
+
+    classified = classify(raised.value)
+    assert classified.error_type == "IntegrityError"
+    assert "unique" in classified.message.lower() and "\n" not in classified.message
+    for leak in ("confidential", "INSERT INTO", "parameters", "4f1c"):
+        assert leak not in classified.message
