@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export NVI_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test ui lint postgres browser benchmark clean
+.PHONY: install demo test test-fast ui lint postgres browser benchmark clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ browser:
 
 test: install postgres browser
 	$(BIN)/python -m pytest -q
+
+# The inner loop: the pure and SQLite tests, no servers, no processes (well under a minute).
+test-fast: install
+	$(BIN)/python -m pytest -q -x -m "not slow and not browser and not aws and not postgres"
 
 lint: install
 	$(BIN)/ruff check nvi_batch nvi_batch_tests benchmarks

@@ -15,6 +15,7 @@ SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtu
 
 SQL_BACKENDS = ["sqlite", "postgres"]
 BACKENDS = [*SQL_BACKENDS, "dynamodb"]
+POSTGRES_FIXTURES = {"postgres_url", "postgres_db", "dagster_schema_template"}
 
 
 @pytest.fixture(scope="session")
@@ -24,22 +25,30 @@ def postgres_url():
 
 
 @pytest.fixture(scope="session")
-def _session_stores(tmp_path_factory, postgres_url):
-    stores = {
-        "sqlite": SqlStore(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'nvi.sqlite'}"),
-        "postgres": SqlStore(postgres_url),
-    }
-    for store in stores.values():
-        store.create_schema()
-    yield stores
-    for store in stores.values():
-        store.dispose()
+def _sqlite_session_store(tmp_path_factory):
+    store = SqlStore(f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'nvi.sqlite'}")
+    store.create_schema()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_session_store(postgres_url):
+    store = SqlStore(postgres_url)
+    store.create_schema()
+    yield store
+    store.dispose()
+
+
+def _empty_session_store(request, backend: str) -> SqlStore:
+    """The session's store of that backend, emptied; PostgreSQL is only set up when a test asks for it."""
+    return empty_sql_store(request.getfixturevalue(f"_{backend}_session_store"))
 
 
 @pytest.fixture(params=SQL_BACKENDS)
-def sql_store(request, _session_stores) -> SqlStore:
+def sql_store(request) -> SqlStore:
     """An empty SQL store, once per SQL backend."""
-    return empty_sql_store(_session_stores[request.param])
+    return _empty_session_store(request, request.param)
 
 
 @pytest.fixture(scope="session")
@@ -50,13 +59,25 @@ def moto_endpoint():
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request, _session_stores):
+def store(request):
     """An empty store, once per backend: the storage behaviour tests run on every adapter."""
     if request.param == "dynamodb":
         with dynamodb_store(request.getfixturevalue("moto_endpoint")) as dynamodb:
             yield dynamodb
     else:
-        yield empty_sql_store(_session_stores[request.param])
+        yield _empty_session_store(request, request.param)
+
+
+def pytest_collection_modifyitems(items):
+    """Lanes by what a test really uses: `aws` for moto, `postgres` for the PostgreSQL server, so that
+    `make test-fast` can leave both out (markers `slow` and `browser` are set in the modules)."""
+    for item in items:
+        params = {value for value in getattr(getattr(item, "callspec", None), "params", {}).values()
+                  if isinstance(value, str)}
+        if "dynamodb" in params or "moto_endpoint" in item.fixturenames:
+            item.add_marker(pytest.mark.aws)
+        if "postgres" in params or POSTGRES_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.postgres)
 
 
 @pytest.fixture

@@ -47,6 +47,7 @@ def break_one(url, year="2024") -> str:
     return candidate.identifier
 
 
+@pytest.mark.slow
 def test_status_failures_and_redrive_of_a_partially_completed_batch(store_url, capsys):
     broken = break_one(store_url)
     run = refresh()
@@ -67,6 +68,7 @@ def test_status_failures_and_redrive_of_a_partially_completed_batch(store_url, c
     assert broken in out
 
 
+@pytest.mark.slow
 def test_pause_and_resume_are_persisted_in_the_store(store_url, capsys):
     assert cli(capsys, "pause", "--reason", "deploy")[0] == 0
     assert SqlStore(store_url).get_setting(PAUSED_SETTING).startswith("deploy")

@@ -27,7 +27,7 @@ from nvi_batch.cli import register_partitions, seed_store
 from nvi_batch.defs.resources import sqlite_url
 from nvi_batch.storage.sql import SqlStore
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent  # the virtualenv running the tests has dagster-webserver

@@ -10,11 +10,14 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from nvi_batch.defs.candidates import candidates, periods
 from nvi_batch.defs.partitions import add_reporting_years
 from nvi_batch.defs.resources import SqlStoreResource
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
+
+pytestmark = pytest.mark.slow
 
 YEAR = "2024"
 COUNT = 4000

@@ -86,6 +86,7 @@ def later(monkeypatch, hours):
     monkeypatch.setattr(operations, "_utc_now", lambda: moment)
 
 
+@pytest.mark.slow
 def test_failed_items_are_retried_by_the_sensor_until_dead_then_redriven(instance, resource, seeded, monkeypatch):
     store, ids = seeded
     broken = ids[3:6]
@@ -197,6 +198,7 @@ def webhook():
     hook.server.shutdown()
 
 
+@pytest.mark.slow
 def test_a_failing_check_is_alerted_once_after_n_failures_and_survives_a_webhook_outage(
     instance, resource, seeded, webhook
 ):
@@ -242,6 +244,7 @@ def test_failed_runs_are_alerted_after_n_in_a_row(instance, resource, seeded, we
     assert [a["kind"] for a in book.pending.values()] == ["run_failed"]
 
 
+@pytest.mark.slow
 def test_the_retention_schedule_archives_resolved_rows(instance, resource, seeded):
     store, ids = seeded
     break_candidates(store, ids[:2])

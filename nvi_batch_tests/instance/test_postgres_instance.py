@@ -46,6 +46,8 @@ from nvi_batch.storage.protocol import LedgerStatus
 from nvi_batch_tests.backends import POSTGRES_ADMIN_DSN, throwaway_postgres_database
 from nvi_batch_tests.instance import code_location
 
+pytestmark = pytest.mark.slow
+
 DEPLOY_INSTANCE_YAML = Path(__file__).resolve().parents[2] / "deploy" / "dagster.yaml"
 BACKFILL_YEARS = ["2023", "2024", "2025"]
 CHECK_NAMES = sorted(spec.name for spec in candidate_check_specs)

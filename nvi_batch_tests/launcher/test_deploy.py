@@ -14,6 +14,8 @@ from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 from nvi_batch.launcher import RoutingRunLauncher
 from nvi_batch_tests.launcher.conftest import DEPLOY_DIR, JOB_DEFINITION, JOB_QUEUE, REGION, TASK_DEFINITION
 
+pytestmark = pytest.mark.slow
+
 # What a team fills in (e.g. with envsubst) before registering the definitions and the policy.
 PLACEHOLDERS = {
     "AWS_ACCOUNT_ID": "123456789012",

@@ -103,6 +103,7 @@ def test_a_full_scan_migration_reaches_rows_without_a_year(sql_store, instance, 
     assert result.output_for_node("summarize_segments")["migrations"]["publication_details:title"] == len(before)
 
 
+@pytest.mark.slow
 def test_the_segments_run_in_processes_of_their_own(tmp_path, monkeypatch):
     store = SqlStore(f"sqlite:///{tmp_path / 'nvi.sqlite'}")
     store.create_schema()

@@ -54,6 +54,7 @@ def summary(run) -> tuple:
     return run.job_name, run.tags.get("dagster/partition"), run.run_config
 
 
+@pytest.mark.slow
 def test_every_documented_example_starts_the_right_runs(cli_store, instance, capsys, legacy_examples):
     expected = [
         [("refresh_candidates_job", "2024", {"ops": {"candidates": {"config": {}}}}),
@@ -151,6 +152,7 @@ def test_a_paused_pipeline_refuses_to_start(cli_store, instance, capsys):
     assert instance.get_runs() == []
 
 
+@pytest.mark.slow
 def test_without_a_run_queue_the_runs_are_launched_and_run(cli_store, dagster_home, capsys, monkeypatch):
     """An instance that launches runs at once gets them through a code server, and they really run."""
     (dagster_home / "dagster.yaml").write_text(

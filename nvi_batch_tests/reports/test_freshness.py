@@ -94,6 +94,7 @@ def test_a_closed_year_needs_a_report_built_after_its_reporting_date(store, inst
     assert within_grace.metadata[FRESH_UNTIL].value <= (NOW + dt.timedelta(hours=1) + REPORT_GRACE).timestamp()
 
 
+@pytest.mark.slow
 def test_the_refresh_run_evaluates_the_freshness_check_of_candidates(tmp_path, dagster_home):
     resource = SqlStoreResource(database_url=f"sqlite:///{tmp_path / 'nvi.sqlite'}")
     store = resource.open()

@@ -79,6 +79,7 @@ def test_rows_of_the_known_year_in_store_order(known_store, tmp_path):
     assert report.malformed[0][0] == k.ident(8)
 
 
+@pytest.mark.slow
 def test_year_reports_materializes_with_checks_that_carry_the_year(tmp_path, dagster_home):
     resource = SqlStoreResource(database_url=f"sqlite:///{tmp_path / 'nvi.sqlite'}")
     put_known_year(resource.open())
