@@ -18,6 +18,8 @@ from nvi_batch_tests.faults.refresh import (
     seed_year,
 )
 
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # each waits out faults for seconds
+
 COUNT = 600
 # The outage the issue describes; the test that waits it out in full is the suite's longest (~35 s).
 OUTAGE_SECONDS = 30
@@ -69,7 +71,6 @@ def test_connections_reset_in_the_middle_of_a_chunk_lose_and_repeat_nothing(data
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
 
 
-@pytest.mark.slow
 def test_connections_refused_for_thirty_seconds_mid_run_are_waited_out(database, proxy):
     name, direct, ids = database
     proxy.refuse_connections(after_commits=3, seconds=OUTAGE_SECONDS)

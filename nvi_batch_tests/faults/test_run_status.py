@@ -11,6 +11,8 @@ from nvi_batch.engine.control import PAUSED_SETTING
 from nvi_batch.storage.sql import SqlStore, periods_table
 from nvi_batch_tests.faults.refresh import YEAR, refresh_year, seed_year
 
+pytestmark = pytest.mark.slow  # a Dagster run per test
+
 COUNT = 120
 
 
