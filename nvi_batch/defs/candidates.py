@@ -24,6 +24,7 @@ from nvi_batch.defs.running import (
     year_count,
 )
 from nvi_batch.engine import processors
+from nvi_batch.engine.accounting import audit_year
 from nvi_batch.engine.periods import refresh_periods
 
 REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
@@ -64,12 +65,14 @@ def candidates(
     with batch_status_on_failure(context):
         report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES,
                           config)
-        metadata = report_metadata(report, item_count=year_count(report, store, year, config))
-        fail_if_stopped(report, metadata)
         checked = guarded_store(store, config)
-        full_year = not (config.item_ids or config.max_items or report.resumed_from)
+        audit = None if report.stopped or config.item_ids else audit_year(checked, report, year)
+        whole_year = audit is not None and report.resumed_from is None and report.scan_finished
+        item_count = audit.in_year if whole_year else year_count(report, store, year, config)
+        metadata = report_metadata(report, item_count=item_count)
+        fail_if_stopped(report, metadata)
         check_results = [
-            every_item_accounted_for(report, checked, REFRESH_CANDIDATES, year, full_year),
+            every_item_accounted_for(report, checked, REFRESH_CANDIDATES, audit),
             no_dead_letters(checked, year),
             period_consistent(checked, year),
         ]

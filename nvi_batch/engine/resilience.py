@@ -215,6 +215,11 @@ class GuardedStore:
             lambda cursor: self.unguarded.segment_id_pages(segment, total_segments, page_size, cursor), start_after
         )
 
+    def year_last_writes(self, year: str, page_size: int,
+                         start_after: str | None = None) -> Iterator[list[tuple[str, str | None]]]:
+        return self.pages(lambda cursor: self.unguarded.year_last_writes(year, page_size, cursor), start_after,
+                          cursor_of=lambda page: page[-1][0])
+
     def one_attempt(self) -> GuardedStore:
         """The same store with a breaker that gives up after one failure: a last question to a store
         whose outage has outlasted the budget (what a stopped run left to do), answered or not at once."""
