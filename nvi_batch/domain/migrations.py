@@ -6,6 +6,13 @@ changes nothing (the engine still writes the candidate back, with a new version,
 it). `needs_document(candidate)` says whether this candidate lacks anything the document could give,
 so the S3 document is fetched only for candidates with something to fill.
 
+A document is read as nva-nvi's `PublicationLoaderService` reads it (`domain/publication.py`): a
+document that parser refuses (two titles, two years, an organization with two countries, ...) is
+`DocumentUnusable` with the parser's reason, and nothing is taken from it. The values written have
+the shapes of nva-nvi's Db records (`DbPublicationDetails`, `DbPublicationDate`, `DbPageCount`,
+`DbOrganization`), and `topLevelNviOrganizations` holds, as the service's evaluator keeps them, only
+the top-level organizations of the candidate's creators' affiliations.
+
 When a value the candidate lacks cannot be taken from its document (a verified creator's name, the
 title or the publication date), the migration raises `DocumentUnusable` naming the key and the
 reason, before changing anything. The candidate stays as it was, the failure lands in the ledger
@@ -16,30 +23,34 @@ simply stays missing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from nvi_batch.domain.candidate import VERIFIED_CREATOR, CandidateAggregate, is_reported
 from nvi_batch.domain.errors import DocumentUnusable, MalformedRecord
 from nvi_batch.domain.period import Period
+from nvi_batch.domain.publication import Organization, Publication, PublicationRejected, parse_publication
 
 MIGRATE_CANDIDATES = "MIGRATE_CANDIDATES"
-PUBLISHED = "PUBLISHED"
-HANDLE_IDENTIFIER = "HandleIdentifier"
 
-# publicationDetails fields `publication_details` fills, and where the document keeps them.
+# publicationDetails fields (`DbPublicationDetails`) `publication_details` fills, and where the document keeps them.
 DETAIL_SOURCES = {
+    "identifier": "identifier",
     "title": "entityDescription.mainTitle",
+    "status": "status",
     "language": "entityDescription.language",
     "abstractText": "entityDescription.abstract",
     "publicationDate": "entityDescription.publicationDate",
     "pages": "entityDescription.reference.publicationInstance.pages",
     "handles": "handle / additionalIdentifiers",
-    "topLevelNviOrganizations": "topLevelOrganizations",
-    "contributorCount": "entityDescription.contributorsCount",
+    "topLevelNviOrganizations": "the top-level organizations of the creators' affiliations",
+    "contributorCount": "entityDescription.contributors",
+    "modifiedDate": "modifiedDate",
 }
 # A candidate without these cannot be reported, so their absence in the document is a failure.
 REQUIRED_DETAILS = ("title", "publicationDate")
+_YEAR = re.compile(r"^\d{4}$")
 
 
 @dataclass(frozen=True)
@@ -82,88 +93,66 @@ def document_key(candidate: CandidateAggregate) -> str:
     return uri
 
 
-def published_body(document: dict | None, key: str) -> dict:
-    """The document's body, refusing a missing, empty, unpublished or malformed document."""
+def read_publication(candidate: CandidateAggregate, document: dict | None) -> Publication:
+    """The candidate's publication as nva-nvi reads it, refusing a missing, refused or foreign document."""
+    key = document_key(candidate)
     if document is None:
         raise DocumentUnusable(key, "missing")
-    body = document.get("body") if isinstance(document, dict) else None
-    if not isinstance(body, dict):
-        raise DocumentUnusable(key, "invalid: no body object")
-    if not body:
-        raise DocumentUnusable(key, "empty document (body is empty)")
-    if body.get("status") != PUBLISHED:
-        raise DocumentUnusable(key, f"not published (status {body.get('status')!r})")
-    if not isinstance(body.get("entityDescription"), dict):
-        raise DocumentUnusable(key, "invalid: no entityDescription object")
-    for name in ("topLevelOrganizations", "additionalIdentifiers"):
-        if not isinstance(body.get(name) or [], list):
-            raise DocumentUnusable(key, f"invalid: {name} is not a list")
-    if not isinstance(body["entityDescription"].get("contributors") or [], list):
-        raise DocumentUnusable(key, "invalid: entityDescription.contributors is not a list")
-    return body
+    try:
+        publication = parse_publication(document)
+    except PublicationRejected as rejected:
+        raise DocumentUnusable(key, f"refused as nva-nvi's parser refuses it: {rejected}") from None
+    stored_id = (candidate.data.get("publicationDetails") or {}).get("id")
+    if not _blank(stored_id) and stored_id != publication.id:
+        raise DocumentUnusable(key, f"is publication {publication.id}, not the candidate's publication {stored_id}")
+    return publication
 
 
-# -- what a document says, in the candidate's shape ------------------------------------------------
+# -- what a publication says, in the Db records' shapes --------------------------------------------
 
-def document_details(body: dict, key: str) -> dict:
-    """The publicationDetails values the document holds (None where it holds none)."""
-    description = body["entityDescription"]
-    instance = ((description.get("reference") or {}).get("publicationInstance")) or {}
-    count = description.get("contributorsCount")
+def db_organization(organization: Organization) -> dict:
+    """`DbOrganization`: parents and parts as organizations in turn; a leaf has none."""
+    result = {"id": organization.id, "countryCode": organization.country_code,
+              "parentOrganizations": [db_organization(o) for o in organization.part_of or ()] or None,
+              "subOrganizations": [db_organization(o) for o in organization.has_part or ()] or None,
+              "labels": {k: v for k, v in (organization.labels or {}).items() if v is not None} or None}
+    return {name: value for name, value in result.items() if value is not None}
+
+
+def nvi_top_level_organizations(publication: Publication, creators: list[dict]) -> list[Organization]:
+    """The publication's top-level organizations the creators' affiliations belong to (the rule of
+    nva-nvi's evaluator: every other top-level organization of the publication is left out)."""
+    ids = set()
+    for creator in creators:
+        for affiliation in creator.get("affiliations") or []:
+            top = publication.top_level_organization_of(affiliation)
+            if top is not None:
+                ids.add(top.id)
+    return [organization for organization in publication.top_level_organizations if organization.id in ids]
+
+
+def document_details(publication: Publication, candidate: CandidateAggregate) -> dict:
+    """The publicationDetails values the publication holds (None where it holds none)."""
+    date = publication.publication_date
+    pages = publication.page_count
+    organizations = nvi_top_level_organizations(publication, candidate.data.get("creators") or [])
     return {
-        "title": _text(description.get("mainTitle")),
-        "language": _text(description.get("language")),
-        "abstractText": _text(description.get("abstract")),
-        "publicationDate": _publication_date(description.get("publicationDate")),
-        "pages": _pages(instance.get("pages")),
-        "handles": document_handles(body) or None,
-        "topLevelNviOrganizations": [_organization(org, key) for org in body.get("topLevelOrganizations") or []] or None,
-        "contributorCount": count if isinstance(count, int) else len(description.get("contributors") or []) or None,
+        "identifier": publication.identifier,
+        "title": publication.title,
+        "status": publication.status,
+        "language": publication.language,
+        "abstractText": publication.abstract_text,
+        "publicationDate": None if date is None else _present(year=date.year, month=date.month, day=date.day),
+        "pages": None if pages is None else _present(first=pages.first, last=pages.last, total=pages.total) or None,
+        "handles": list(publication.handles) or None,
+        "topLevelNviOrganizations": [db_organization(o) for o in organizations] or None,
+        "contributorCount": len(publication.contributors),
+        "modifiedDate": publication.modified_date,
     }
 
 
-def document_handles(body: dict) -> list[str]:
-    handles = [body.get("handle")] + [
-        identifier.get("value")
-        for identifier in body.get("additionalIdentifiers") or []
-        if isinstance(identifier, dict) and identifier.get("type") == HANDLE_IDENTIFIER
-    ]
-    return list(dict.fromkeys(h for h in handles if isinstance(h, str) and h.strip()))
-
-
-def _text(value) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def _publication_date(value) -> dict | None:
-    if not isinstance(value, dict) or _blank(value.get("year")):
-        return None
-    return {name: str(value[name]) for name in ("year", "month", "day") if not _blank(value.get(name))}
-
-
-def _pages(value) -> dict | None:
-    if not isinstance(value, dict):
-        return None
-    if value.get("type") == "MonographPages":
-        return {"total": str(value["pages"])} if not _blank(value.get("pages")) else None
-    pages = {name: str(value[source]) for name, source in (("first", "begin"), ("last", "end"))
-             if not _blank(value.get(source))}
-    return pages or None
-
-
-def _organization(org, key: str, parents: tuple[str, ...] = ()) -> dict:
-    if not isinstance(org, dict) or _blank(org.get("id")):
-        raise DocumentUnusable(key, "invalid: an organization without an id")
-    result = {"id": org["id"]}
-    for name in ("countryCode", "labels"):
-        if not _blank(org.get(name)):
-            result[name] = org[name]
-    if parents:
-        result["parentOrganizations"] = list(parents)
-    parts = org.get("hasPart") or []
-    if parts:
-        result["subOrganizations"] = [_organization(part, key, (*parents, org["id"])) for part in parts]
-    return result
+def _present(**values) -> dict:
+    return {name: value for name, value in values.items() if value is not None}
 
 
 # -- the migrations --------------------------------------------------------------------------------
@@ -177,10 +166,14 @@ def _fill_details(candidate: CandidateAggregate, document: dict | None, migratio
     if not fields:
         return []
     key = document_key(candidate)
-    found = document_details(published_body(document, key), key)
+    found = document_details(read_publication(candidate, document), candidate)
     unavailable = [DETAIL_SOURCES[name] for name in fields if name in REQUIRED_DETAILS and found[name] is None]
     if unavailable:
         raise DocumentUnusable(key, f"has no {' and no '.join(unavailable)}, which the candidate lacks too")
+    year = (found["publicationDate"] or {}).get("year")
+    if "publicationDate" in fields and not _YEAR.match(year or ""):
+        raise DocumentUnusable(key, f"publicationDate.year {year!r} is not a four-digit year (nva-nvi's evaluator "
+                                    "skips such a publication), so no publication date is written")
     details = candidate.data["publicationDetails"]
     changed = [name for name in fields if found[name] is not None]
     for name in changed:
@@ -189,7 +182,7 @@ def _fill_details(candidate: CandidateAggregate, document: dict | None, migratio
 
 
 def publication_details(candidate: CandidateAggregate, document: dict | None, period: Period | None) -> list[str]:
-    """Fill missing title, language, abstract, date, pages, handles, organizations, contributor count."""
+    """Fill every missing field of DETAIL_SOURCES the document holds."""
     return _fill_details(candidate, document, "publication_details", _missing_details(candidate))
 
 
@@ -209,27 +202,26 @@ def _unnamed_creators(candidate: CandidateAggregate) -> list[dict]:
 
 
 def creator_names(candidate: CandidateAggregate, document: dict | None, period: Period | None) -> list[str]:
-    """Name verified creators whose name is blank, from the contributor with the same identity id."""
+    """Name verified creators whose name is blank, from the named, verified Creator with the same id
+    (the contributors nva-nvi's own name migration takes names from)."""
     unnamed = _unnamed_creators(candidate)
     if not unnamed:
         return []
     key = document_key(candidate)
-    body = published_body(document, key)
-    names: dict[str, str | None] = {}
-    for contributor in body["entityDescription"].get("contributors") or []:
-        identity = (contributor.get("identity") or {}) if isinstance(contributor, dict) else {}
-        if not _blank(identity.get("id")):
-            names[identity["id"]] = names.get(identity["id"]) or _text(identity.get("name"))
+    contributors = {c.id: c for c in read_publication(candidate, document).contributors if c.id is not None}
     problems = []
     for creator in unnamed:
-        if creator["creatorId"] not in names:
+        contributor = contributors.get(creator["creatorId"])
+        if contributor is None:
             problems.append(f"verified creator {creator['creatorId']} is not among its contributors")
-        elif names[creator["creatorId"]] is None:
+        elif not (contributor.is_creator and contributor.is_verified):
+            problems.append(f"contributor {creator['creatorId']} is not a verified Creator")
+        elif _blank(contributor.name):
             problems.append(f"contributor {creator['creatorId']} has no name")
     if problems:
         raise DocumentUnusable(key, "; ".join(problems) + " (no blank name written)")
     for creator in unnamed:
-        creator["creatorName"] = names[creator["creatorId"]]
+        creator["creatorName"] = contributors[creator["creatorId"]].name
     return ["creator_names:creatorName"]
 
 
@@ -261,5 +253,7 @@ MIGRATIONS: dict[str, Migration] = {
                   lambda candidate: False, True, reported_date),
     )
 }
+# The migrations that read the publication document.
+DOCUMENT_MIGRATIONS = ("publication_details", "creator_names", "handles")
 # Every job name migrations record failures under, for stores that list their ledger per job.
 MIGRATION_JOB_KEYS = tuple(migration_job_key(name) for name in MIGRATIONS)

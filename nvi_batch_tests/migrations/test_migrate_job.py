@@ -14,21 +14,9 @@ from nvi_batch.domain.migrations import MIGRATE_CANDIDATES, UnknownMigration, mi
 from nvi_batch.storage.protocol import LedgerStatus
 from nvi_batch.storage.publications import build_document, write_documents
 from nvi_batch_tests.aws import REGION
-from nvi_batch_tests.migrations.builders import (
-    YEAR,
-    bucket_uri,
-    fixture_candidate,
-    read_fixture,
-    stripped,
-    year_candidates,
-)
+from nvi_batch_tests.migrations.builders import YEAR, bucket_uri, stripped, year_candidates
 from nvi_batch_tests.migrations.conftest import OpenedStore
-
-BROKEN = {
-    "invalidDraft.json": "not published (status 'DRAFT')",
-    "emptyBody.json": "empty document (body is empty)",
-    "candidateWithMissingPublicationDate.json": "has no entityDescription.publicationDate",
-}
+from nvi_batch_tests.migrations.documents import BROKEN, broken_document
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +38,8 @@ def migrate(instance, store, publications, migration="publication_details", **co
     return result
 
 
-def seed_year(store, source, bucket: str, shared_fixtures) -> dict[str, list[str]]:
-    """Old rows whose documents are good, broken (real nva-nvi documents) or absent; returns ids by kind."""
+def seed_year(store, source, bucket: str) -> dict[str, list[str]]:
+    """Old rows whose documents are good, refused by nva-nvi's parser, or absent; returns ids by kind."""
     store.put_periods(demo_periods())
     pool = iter(c for c in year_candidates(60) if c.data["publicationDetails"].get("abstractText"))
     ids = {"good": [], "broken": [], "missing": []}
@@ -62,12 +50,13 @@ def seed_year(store, source, bucket: str, shared_fixtures) -> dict[str, list[str
         source.put(uri, build_document(candidate))
         rows.append(stripped(candidate))
         ids["good"].append(candidate.identifier)
-    for name in BROKEN:
-        uri = bucket_uri(bucket, f"fixture-{name.removesuffix('.json')}")
-        document = read_fixture(shared_fixtures, name)
-        source.put(uri, document)
-        rows.append(fixture_candidate(next(pool), document, uri))
-        ids["broken"].append(rows[-1].identifier)
+    for defect in BROKEN:
+        candidate = next(pool)
+        uri = bucket_uri(bucket, candidate.identifier)
+        candidate.data["publicationDetails"]["publicationBucketUri"] = uri
+        source.put(uri, broken_document(candidate, defect))
+        rows.append(stripped(candidate))
+        ids["broken"].append(candidate.identifier)
     absent = stripped(next(pool))
     absent.data["publicationDetails"]["publicationBucketUri"] = bucket_uri(bucket, absent.identifier)
     rows.append(absent)
@@ -77,9 +66,9 @@ def seed_year(store, source, bucket: str, shared_fixtures) -> dict[str, list[str
 
 
 def test_a_year_is_migrated_with_broken_documents_failing_per_item(
-    sql_store, instance, s3_source, s3_bucket, moto_endpoint, shared_fixtures
+    sql_store, instance, s3_source, s3_bucket, moto_endpoint
 ):
-    ids = seed_year(sql_store, s3_source, s3_bucket, shared_fixtures)
+    ids = seed_year(sql_store, s3_source, s3_bucket)
     publications = S3PublicationsResource(bucket=s3_bucket, region=REGION, endpoint_url=moto_endpoint)
     before = sql_store.read_candidates(sum(ids.values(), []))
 
@@ -99,7 +88,7 @@ def test_a_year_is_migrated_with_broken_documents_failing_per_item(
 
     failures = {entry.item_id: entry for entry in sql_store.failures(job=migration_job_key("publication_details"))}
     assert set(failures) == set(ids["broken"] + ids["missing"])
-    for identifier, reason in zip(ids["broken"], BROKEN.values(), strict=True):
+    for identifier, (_, reason) in zip(ids["broken"], BROKEN.values(), strict=True):
         entry = failures[identifier]
         uri = before[identifier].data["publicationDetails"]["publicationBucketUri"]
         assert (entry.error_class, entry.error_type, entry.status) == ("permanent", "DocumentUnusable",
@@ -114,9 +103,9 @@ def test_a_year_is_migrated_with_broken_documents_failing_per_item(
 
 
 def test_migrating_again_changes_nothing_fetches_nothing_but_writes_every_candidate(
-    sql_store, instance, s3_source, s3_bucket, moto_endpoint, shared_fixtures
+    sql_store, instance, s3_source, s3_bucket, moto_endpoint
 ):
-    ids = seed_year(sql_store, s3_source, s3_bucket, shared_fixtures)["good"]
+    ids = seed_year(sql_store, s3_source, s3_bucket)["good"]
     publications = S3PublicationsResource(bucket=s3_bucket, region=REGION, endpoint_url=moto_endpoint)
     assert migrate(instance, sql_store, publications, item_ids=ids).success
     once = sql_store.read_candidates(ids)
@@ -134,9 +123,9 @@ def test_migrating_again_changes_nothing_fetches_nothing_but_writes_every_candid
         assert twice[identifier].version != once[identifier].version
 
 
-def test_a_dry_run_counts_and_shows_diffs_but_writes_nothing(sql_store, instance, tmp_path, shared_fixtures):
+def test_a_dry_run_counts_and_shows_diffs_but_writes_nothing(sql_store, instance, tmp_path):
     publications = LocalPublicationsResource(folder=str(tmp_path / "publications"))
-    ids = seed_year(sql_store, publications.open(), "nvi-local-publications", shared_fixtures)
+    ids = seed_year(sql_store, publications.open(), "nvi-local-publications")
     before = sql_store.read_candidates(sum(ids.values(), []))
 
     result = migrate(instance, sql_store, publications, dry_run=True)
@@ -154,9 +143,9 @@ def test_a_dry_run_counts_and_shows_diffs_but_writes_nothing(sql_store, instance
                for change in diffs[0]["changes"])
 
 
-def test_an_unknown_migration_is_refused_before_anything_is_touched(sql_store, instance, tmp_path, shared_fixtures):
+def test_an_unknown_migration_is_refused_before_anything_is_touched(sql_store, instance, tmp_path):
     publications = LocalPublicationsResource(folder=str(tmp_path / "publications"))
-    ids = seed_year(sql_store, publications.open(), "nvi-local-publications", shared_fixtures)
+    ids = seed_year(sql_store, publications.open(), "nvi-local-publications")
     before = sql_store.read_candidates(sum(ids.values(), []))
 
     result = migrate(instance, sql_store, publications, migration="fill_everything")

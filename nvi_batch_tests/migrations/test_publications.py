@@ -12,6 +12,7 @@ from nvi_batch.cli import main
 from nvi_batch.defs.resources import local_publications
 from nvi_batch.demo_data import demo_candidates
 from nvi_batch.domain.errors import DocumentUnusable
+from nvi_batch.domain.publication import parse_publication
 from nvi_batch.engine.errors import classify
 from nvi_batch.storage.publications import (
     LocalPublicationSource,
@@ -144,3 +145,18 @@ def test_seed_with_publications_fills_the_folder_the_local_resource_reads(tmp_pa
     for candidate in demo_candidates(25, seed=42):
         document = source.fetch(candidate.data["publicationDetails"]["publicationBucketUri"])
         assert document == build_document(candidate)
+
+
+def test_every_generated_document_parses_as_nva_nvi_parses_it():
+    for candidate in demo_candidates(300, seed=11):
+        details = candidate.data["publicationDetails"]
+        channel = candidate.data["pointCalculation"]["publicationChannel"]
+
+        publication = parse_publication(build_document(candidate))
+
+        assert (publication.id, publication.title) == (details["id"], details["title"])
+        assert publication.publication_date.year == details["publicationDate"]["year"]
+        assert publication.publication_type == candidate.data["pointCalculation"]["instanceType"]
+        assert [(c.id, c.channel_type) for c in publication.publication_channels] == [
+            (channel["id"], channel["channelType"])]
+        assert len(publication.contributors) == len(candidate.data["creators"])
