@@ -44,8 +44,8 @@ def speed_up_moto() -> None:
     """Two shortcuts that change how fast moto answers, not what it answers.
 
     - moto deep-copies the whole table before every TransactWriteItems, to roll a cancelled one back.
-      The store puts a candidate transaction's only condition on its first action, so a cancelled
-      one has written nothing in moto and needs no rollback: the copy is skipped.
+      Nothing else writes to the table while this benchmark runs, so no transaction is cancelled
+      and none needs rolling back: the copy is skipped.
     - moto finds a partition (or the start of a scan) by sorting every item of the table, comparing
       its own value wrappers. All keys here are strings, so sorting on the raw strings gives the same
       order, far faster.

@@ -56,7 +56,9 @@ def engine_refresh(store: SqlStore) -> float:
 
 
 def plain_loop_refresh(store: SqlStore) -> float:
-    """The same work with no engine: what a careful hand-written script would do."""
+    """The same work with no engine: what a careful hand-written script would do (on-read migrations,
+    revision + 1 and a fresh version and lastWrittenAt on the candidate and each approval, a fresh
+    version on each note, one conditional UPDATE per candidate)."""
     engine = store.engine
     update = sa.text(
         "UPDATE nvi_candidates SET period_year=:year, revision=:new_revision, version=:version, "
@@ -64,7 +66,7 @@ def plain_loop_refresh(store: SqlStore) -> float:
         "WHERE identifier=:identifier AND revision=:revision"
     )
     select_page = sa.text(
-        "SELECT identifier, revision, data, approvals, notes FROM nvi_candidates "
+        "SELECT identifier, revision, period_year, data, approvals, notes FROM nvi_candidates "
         "WHERE period_year=:year AND identifier>:after ORDER BY identifier LIMIT :limit"
     )
     started, count, after = time.perf_counter(), 0, ""
@@ -74,9 +76,15 @@ def plain_loop_refresh(store: SqlStore) -> float:
             if not rows:
                 break
             now = utc_now()
-            for identifier, revision, data, approvals, notes in rows:
-                candidate = CandidateAggregate(identifier, json.loads(data), json.loads(approvals), json.loads(notes))
+            for identifier, revision, period_year, data, approvals, notes in rows:
+                candidate = CandidateAggregate(identifier, json.loads(data), period_year=period_year)
                 apply_on_read_migrations(candidate)
+                approvals, notes = json.loads(approvals), json.loads(notes)
+                for approval in approvals:
+                    approval.update(revision=(approval.get("revision") or 0) + 1, version=str(uuid.uuid4()),
+                                    lastWrittenAt=now)
+                for note in notes:
+                    note["version"] = str(uuid.uuid4())
                 connection.execute(
                     update,
                     {
@@ -85,8 +93,8 @@ def plain_loop_refresh(store: SqlStore) -> float:
                         "version": str(uuid.uuid4()),
                         "now": now,
                         "data": json.dumps(candidate.data, separators=(",", ":"), ensure_ascii=False),
-                        "approvals": json.dumps(candidate.approvals, separators=(",", ":"), ensure_ascii=False),
-                        "notes": json.dumps(candidate.notes, separators=(",", ":"), ensure_ascii=False),
+                        "approvals": json.dumps(approvals, separators=(",", ":"), ensure_ascii=False),
+                        "notes": json.dumps(notes, separators=(",", ":"), ensure_ascii=False),
                         "identifier": identifier,
                         "revision": revision,
                     },

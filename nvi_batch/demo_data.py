@@ -1,8 +1,10 @@
 """Deterministic, realistic demo data: candidates of several institutions and periods of several years.
 
 The same seed value always gives the same records, so demos, tests and benchmarks are repeatable.
-A share of the candidates look like old rows (no `periodYear`, creator `type`, sector or `revision`)
-so that refresh has on-read migrations to apply, as it does on the real table.
+Records have the Db records' shapes (`DbCandidate`, `DbApprovalStatus`, `DbNote`) and the DAOs'
+item attributes (`periodYear` beside `data`). A share of the candidates look like old rows (no
+`periodYear`, creator `type`, sector or `revision`) so that refresh has on-read migrations to apply,
+as it does on the real table.
 """
 
 from __future__ import annotations
@@ -14,7 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from nvi_batch.domain.candidate import UNVERIFIED_CREATOR, VERIFIED_CREATOR, CandidateAggregate
+from nvi_batch.domain.candidate import (
+    UNVERIFIED_CREATOR,
+    VERIFIED_CREATOR,
+    ApprovalItem,
+    CandidateAggregate,
+    NoteItem,
+)
 from nvi_batch.domain.period import Period
 from nvi_batch.domain.points import base_points, collaboration_factor, institution_points, round_points
 
@@ -125,8 +133,6 @@ def _candidate(rng: random.Random, year: str, publication_type, shape: DemoShape
     title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 7))).capitalize()
     month = rng.randint(1, 12)
     data = {
-        "identifier": identifier,
-        "periodYear": year,
         "applicable": rng.random() < 0.93,
         "createdDate": f"{year}-{month:02d}-15T10:00:00Z",
         "modifiedDate": f"{year}-{month:02d}-20T10:00:00Z",
@@ -165,18 +171,28 @@ def _candidate(rng: random.Random, year: str, publication_type, shape: DemoShape
     if rng.random() < 0.1:
         data["reportStatus"] = "REPORTED"
         data["reportedDate"] = f"{int(year) + 1}-04-01T00:00:00Z"
-    approvals = [_approval(rng, identifier, institution_uri(code)) for code, _, _ in institutions]
+    written_at = f"{year}-{month:02d}-20T10:00:00.000Z"
+    approvals = [
+        ApprovalItem(_approval(rng, institution_uri(code)), revision=1, version=_child_version(identifier, code),
+                     last_written_at=written_at)
+        for code, _, _ in institutions
+    ]
     notes = (
-        [{"noteId": _uuid(rng), "user": "curator@ntnu.no", "text": "Checked the channel level.",
-          "createdDate": f"{year}-{month:02d}-21T09:00:00Z"}]
+        [NoteItem({"noteId": _uuid(rng), "user": {"value": "curator@ntnu.no"}, "text": "Checked the channel level.",
+                   "createdDate": f"{year}-{month:02d}-21T09:00:00Z"}, version=_child_version(identifier, "note"))]
         if rng.random() < 0.1
         else []
     )
     candidate = CandidateAggregate(identifier, data, approvals, notes, revision=1, version=_uuid(rng),
-                                   last_written_at=f"{year}-{month:02d}-20T10:00:00.000Z")
+                                   last_written_at=written_at, period_year=year)
     if old_row:
         _age(rng, candidate)
     return candidate
+
+
+def _child_version(identifier: str, name: str) -> str:
+    """A child item's version, derived so that adding it left the random stream (and so the data) as it was."""
+    return str(uuid.uuid5(uuid.UUID(identifier), name))
 
 
 def _creators(rng: random.Random, institutions) -> tuple[list[dict], list[dict]]:
@@ -194,10 +210,9 @@ def _creators(rng: random.Random, institutions) -> tuple[list[dict], list[dict]]
     return creators, affiliation_points
 
 
-def _approval(rng: random.Random, candidate_id: str, institution: str) -> dict:
+def _approval(rng: random.Random, institution: str) -> dict:
     status = rng.choices(["APPROVED", "PENDING", "NEW", "REJECTED"], [55, 20, 15, 10])[0]
-    approval = {"identifier": candidate_id, "institutionId": institution,
-                "status": "PENDING" if status == "NEW" else status}
+    approval = {"institutionId": institution, "status": "PENDING" if status == "NEW" else status}
     if status != "NEW":
         approval["assignee"] = {"value": f"curator{rng.randint(1, 9)}@unit.no"}
     if status in ("APPROVED", "REJECTED"):
@@ -211,12 +226,13 @@ def _approval(rng: random.Random, candidate_id: str, institution: str) -> dict:
 def _age(rng: random.Random, candidate: CandidateAggregate) -> None:
     """Make the candidate look like a row written before the later attributes existed."""
     if candidate.data["applicable"] and rng.random() < 0.5:
-        del candidate.data["periodYear"]
+        candidate.period_year = None
     for creator in candidate.data["creators"]:
         if creator["type"] == VERIFIED_CREATOR:
             del creator["type"]
     if rng.random() < 0.5:
         for entry in candidate.data["pointCalculation"]["institutionPoints"]:
             del entry["sector"]
-    candidate.revision = None
-    candidate.last_written_at = None
+    for item in [candidate, *candidate.approval_items]:
+        item.revision = None
+        item.last_written_at = None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 from moto.server import ThreadedMotoServer
 
-from nvi_batch.storage.dynamodb import DynamoDbStore, table_definition
+from nvi_batch.storage.dynamodb import DynamoDbStore, ledger_table_definition, table_definition
 
 REGION = "eu-west-1"
 FAKE_CREDENTIALS = {
@@ -58,7 +58,7 @@ def moto_server() -> Iterator[str]:
 
 @contextlib.contextmanager
 def dynamodb_store(endpoint_url: str, write_workers: int = 1) -> Iterator[DynamoDbStore]:
-    """A store on a new, uniquely named table (nva-nvi's keys and indexes), deleted afterwards.
+    """A store on a new, uniquely named table (nva-nvi's keys and indexes) and ledger table, deleted afterwards.
 
     The table has no stream: moto deep-copies the whole table, stream records included, before every
     transaction, so a stream nobody reads makes each write slower than the last. Writes run one at a
@@ -66,12 +66,16 @@ def dynamodb_store(endpoint_url: str, write_workers: int = 1) -> Iterator[Dynamo
     its snapshot of the whole table), so concurrent writes could lose updates on moto that real
     DynamoDB keeps.
     """
-    store = DynamoDbStore(f"nva-nvi-test-{uuid.uuid4().hex[:12]}", REGION, endpoint_url, write_workers=write_workers)
+    suffix = uuid.uuid4().hex[:12]
+    store = DynamoDbStore(f"nva-nvi-test-{suffix}", REGION, endpoint_url, ledger_table_name=f"nvi-batch-ledger-{suffix}",
+                          write_workers=write_workers)
     definition = table_definition(store.table_name)
     del definition["StreamSpecification"]
     store.client.create_table(**definition)
+    store.client.create_table(**ledger_table_definition(store.ledger_table_name))
     try:
         yield store
     finally:
         store.client.delete_table(TableName=store.table_name)
+        store.client.delete_table(TableName=store.ledger_table_name)
         store.dispose()

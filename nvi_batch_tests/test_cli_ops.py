@@ -105,6 +105,7 @@ def test_in_production_the_operator_commands_work_on_the_dynamodb_table(moto_end
             lambda attempts: 0,
         )
         for name, value in {"NVI_DEPLOYMENT": "production", "NVI_TABLE_NAME": table.table_name,
+                            "NVI_LEDGER_TABLE_NAME": table.ledger_table_name,
                             "AWS_REGION": REGION, "NVI_DYNAMODB_ENDPOINT_URL": moto_endpoint,
                             "NVI_PUBLICATIONS_BUCKET": "nvi-publications"}.items():
             monkeypatch.setenv(name, value)

@@ -2,8 +2,9 @@
 
 `NVI_DEPLOYMENT=local` (the default) is the embedded default: SQLite under `NVI_DATA_DIR` (or any
 SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS.
-`NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB table (`NVI_TABLE_NAME`, `AWS_REGION`, optionally
-`NVI_DYNAMODB_ENDPOINT_URL`) with credentials from the environment's AWS chain.
+`NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB table (`NVI_TABLE_NAME`) for candidates and periods,
+nvi_batch's own table (`NVI_LEDGER_TABLE_NAME`) for the failure ledger, checkpoints and settings
+(`AWS_REGION`, optionally `NVI_DYNAMODB_ENDPOINT_URL`), with credentials from the environment's AWS chain.
 """
 
 from __future__ import annotations
@@ -29,8 +30,8 @@ def _sql_store(url: str) -> SqlStore:
 
 
 @functools.lru_cache(maxsize=16)
-def _dynamodb_store(table_name: str, region_name: str, endpoint_url: str) -> DynamoDbStore:
-    return DynamoDbStore(table_name, region_name, endpoint_url or None)
+def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str) -> DynamoDbStore:
+    return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -57,14 +58,16 @@ class SqlStoreResource(NviStoreResource):
 
 
 class DynamoDbStoreResource(NviStoreResource):
-    """The nva-nvi table. It is the service's own, so it is not created here (nor need the role be allowed to)."""
+    """The nva-nvi table, and nvi_batch's ledger table beside it. Neither is created here (nor need the
+    role be allowed to): the service owns its table, and deploy/ creates the ledger's."""
 
     table_name: str
+    ledger_table_name: str
     region_name: str
     endpoint_url: str = ""
 
     def open(self) -> DynamoDbStore:
-        return _dynamodb_store(self.table_name, self.region_name, self.endpoint_url)
+        return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):
@@ -124,6 +127,7 @@ def production_resources() -> dict:
     return {
         "nvi_store": DynamoDbStoreResource(
             table_name=dg.EnvVar("NVI_TABLE_NAME"),
+            ledger_table_name=dg.EnvVar("NVI_LEDGER_TABLE_NAME"),
             region_name=dg.EnvVar("AWS_REGION"),
             endpoint_url=dg.EnvVar("NVI_DYNAMODB_ENDPOINT_URL") if os.environ.get("NVI_DYNAMODB_ENDPOINT_URL") else "",
         ),

@@ -1,7 +1,10 @@
 """The candidate aggregate (candidate + approvals + notes), its statuses and validation.
 
-Records keep the stored JSON shape of the nva-nvi table (`data` maps), so that nothing the pipeline
-does not understand is lost on write-back; the functions here read and check that shape.
+The aggregate holds what the nva-nvi table stores, item by item (see `domain/items.py` for the
+attributes and keys of each DAO): the candidate's `data` map and the attributes beside it, and one
+`ApprovalItem` / `NoteItem` per approval and note, each with its own `data` and attributes. Nothing
+the pipeline does not understand is lost on write-back: unknown `data` fields stay in the maps and
+unknown item attributes in `extra`.
 """
 
 from __future__ import annotations
@@ -37,20 +40,66 @@ class GlobalStatus(str, Enum):
 
 
 @dataclass
-class CandidateAggregate:
-    """One candidate with its approvals and notes, and the lock attributes it was read with."""
+class ApprovalItem:
+    """One APPROVAL_STATUS item (nva-nvi's `ApprovalStatusDao`): `data` and its own lock attributes.
 
-    identifier: str
+    `key` is the sort key it was read under (None for an approval not stored yet, which is keyed
+    by its institution, as the DAO keys it); `extra` holds attributes the DAO does not have.
+    """
+
     data: dict
-    approvals: list[dict] = field(default_factory=list)
-    notes: list[dict] = field(default_factory=list)
     revision: int | None = None
     version: str | None = None
     last_written_at: str | None = None
+    key: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class NoteItem:
+    """One NOTE item (`NoteDao`): `data` and `version`, and no revision or lastWrittenAt.
+
+    `key` is the sort key it was read under, `NOTE#<noteId>`: it says which note this is even when
+    `data` lacks `noteId`. `extra` holds attributes the DAO does not have.
+    """
+
+    data: dict
+    version: str | None = None
+    key: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class CandidateAggregate:
+    """One candidate with its approvals and notes, and the item attributes it was read with.
+
+    `period_year` is the candidate item's top-level `periodYear` (never a field of `data`); `extra`
+    holds the candidate item's attributes the DAO does not have. Approvals and notes given as plain
+    `data` dicts become new items. `approvals` and `notes` are the `data` maps, for the domain.
+    """
+
+    identifier: str
+    data: dict
+    approval_items: list[ApprovalItem] = field(default_factory=list)
+    note_items: list[NoteItem] = field(default_factory=list)
+    revision: int | None = None
+    version: str | None = None
+    last_written_at: str | None = None
+    period_year: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.approval_items = [a if isinstance(a, ApprovalItem) else ApprovalItem(a) for a in self.approval_items]
+        self.note_items = [n if isinstance(n, NoteItem) else NoteItem(n) for n in self.note_items]
 
     @property
-    def period_year(self) -> str | None:
-        return self.data.get("periodYear")
+    def approvals(self) -> tuple[dict, ...]:
+        """The approvals' `data` maps (change them in place; add or drop items through `approval_items`)."""
+        return tuple(item.data for item in self.approval_items)
+
+    @property
+    def notes(self) -> tuple[dict, ...]:
+        return tuple(item.data for item in self.note_items)
 
     def copy(self) -> CandidateAggregate:
         return copy.deepcopy(self)
@@ -69,7 +118,7 @@ def approval_status(approval: dict) -> ApprovalStatus:
     raise ValueError(f"unknown approval status {approval.get('status')!r}")
 
 
-def global_status(approvals: list[dict]) -> GlobalStatus:
+def global_status(approvals) -> GlobalStatus:
     statuses = {approval_status(a) for a in approvals}
     if ApprovalStatus.APPROVED in statuses and ApprovalStatus.REJECTED in statuses:
         return GlobalStatus.DISPUTE
@@ -107,7 +156,7 @@ def validate_candidate(candidate: CandidateAggregate) -> None:
     data = candidate.data
     if not isinstance(data, dict):
         raise MalformedRecord(ident, "data", "not a JSON object")
-    year = data.get("periodYear")
+    year = candidate.period_year
     if year is not None and not (isinstance(year, str) and _YEAR.match(year)):
         raise MalformedRecord(ident, "periodYear", f"not a four-digit year string: {year!r}")
     if "applicable" in data and not isinstance(data["applicable"], bool):
@@ -135,6 +184,8 @@ def validate_candidate(candidate: CandidateAggregate) -> None:
     if details is not None and not isinstance(details, dict):
         raise MalformedRecord(ident, "publicationDetails", "not an object")
     for i, approval in enumerate(candidate.approvals):
+        if not isinstance(approval, dict):
+            raise MalformedRecord(ident, f"approvals[{i}]", "not an object")
         if not approval.get("institutionId"):
             raise MalformedRecord(ident, f"approvals[{i}].institutionId", "missing")
         status = str(approval.get("status", "")).upper()
@@ -142,3 +193,6 @@ def validate_candidate(candidate: CandidateAggregate) -> None:
             raise MalformedRecord(ident, f"approvals[{i}].status", f"unknown approval status {approval.get('status')!r}")
         if status == "REJECTED" and not approval.get("reason"):
             raise MalformedRecord(ident, f"approvals[{i}].reason", "required when the approval is rejected")
+    for i, note in enumerate(candidate.notes):
+        if not isinstance(note, dict):
+            raise MalformedRecord(ident, f"notes[{i}]", "not an object")

@@ -1,36 +1,36 @@
 """On-read migrations: applied every time a candidate is loaded, so that a write-back persists them.
 
-These mirror the nva-nvi service: old rows miss `periodYear`, creator `type`, sector or `revision`.
-Each function returns the names of what it changed, so runs can count and show migrations.
+These mirror the nva-nvi service: old rows miss the top-level `periodYear`, creator `type`, sector or
+`revision` (a missing `revision` or `lastWrittenAt` needs no migration: the write sets them).
+Each function returns whether it changed the candidate, so runs can count and show migrations.
 """
 
 from __future__ import annotations
 
 from nvi_batch.domain.candidate import VERIFIED_CREATOR, CandidateAggregate, institution_points
+from nvi_batch.domain.items import dao_period_year
 
 
-def _fill_period_year(data: dict) -> bool:
-    if data.get("periodYear") or not data.get("applicable"):
+def _fill_period_year(candidate: CandidateAggregate) -> bool:
+    """An applicable candidate without `periodYear` takes its publication year, as the DAO does."""
+    if candidate.period_year is not None:
         return False
-    year = (((data.get("publicationDetails") or {}).get("publicationDate")) or {}).get("year")
-    if not year:
-        return False
-    data["periodYear"] = str(year)
-    return True
+    candidate.period_year = dao_period_year(candidate)
+    return candidate.period_year is not None
 
 
-def _type_creators(data: dict) -> bool:
+def _type_creators(candidate: CandidateAggregate) -> bool:
     changed = False
-    for creator in data.get("creators") or []:
+    for creator in candidate.data.get("creators") or []:
         if not creator.get("type"):
             creator["type"] = VERIFIED_CREATOR
             changed = True
     return changed
 
 
-def _default_sector(data: dict) -> bool:
+def _default_sector(candidate: CandidateAggregate) -> bool:
     changed = False
-    for entry in institution_points(data):
+    for entry in institution_points(candidate.data):
         if not entry.get("sector"):
             entry["sector"] = "UNKNOWN"
             changed = True
@@ -46,4 +46,4 @@ ON_READ_MIGRATIONS = {
 
 def apply_on_read_migrations(candidate: CandidateAggregate) -> list[str]:
     """Migrate the candidate in place; returns the names of the migrations that changed it."""
-    return [name for name, migrate in ON_READ_MIGRATIONS.items() if migrate(candidate.data)]
+    return [name for name, migrate in ON_READ_MIGRATIONS.items() if migrate(candidate)]

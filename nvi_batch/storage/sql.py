@@ -1,7 +1,12 @@
 """The SQL store: SQLite (the embedded default) and PostgreSQL, through SQLAlchemy Core.
 
-A candidate aggregate is one row (its approvals and notes as JSON beside `data`), so that reading a
-chunk is one query and a conditional write is one UPDATE ... WHERE revision = :read_revision.
+A candidate aggregate is one row, so that reading a chunk is one query and a conditional write is
+one UPDATE ... WHERE revision = :read_revision. The row mirrors the nva-nvi items (`domain/items.py`):
+the candidate item's attributes are columns (`period_year` is its top-level `periodYear`, the year
+index), `data` is JSON, attributes the DAO does not have are a JSON object (`extra_attributes`), and
+`approvals` / `notes` are JSON lists of the child items' attribute maps (`PrimaryKeyRangeKey`, `data`,
+`version`, approvals' own `revision` and `lastWrittenAt`, and any unknown attribute), without the
+hash key, `type` and `identifier` that the row already says.
 All SQL is built with bound parameters; nothing from records or config is pasted into statements.
 """
 
@@ -15,6 +20,19 @@ from collections.abc import Iterator, Sequence
 import sqlalchemy as sa
 
 from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.items import (
+    DATA,
+    LAST_WRITTEN_AT,
+    PERIOD_YEAR,
+    RANGE_KEY,
+    REVISION,
+    VERSION,
+    aggregate_from_items,
+    child_row_attributes,
+    is_approval_key,
+    next_write,
+    stored_items,
+)
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.protocol import (
     DEAD_AFTER_ATTEMPTS,
@@ -38,6 +56,7 @@ candidates_table = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("approvals", sa.Text, nullable=False),
     sa.Column("notes", sa.Text, nullable=False),
+    sa.Column("extra_attributes", sa.Text, nullable=False),
     sa.Index("ix_nvi_candidates_year", "period_year", "identifier"),
 )
 
@@ -112,6 +131,7 @@ def _candidate_update(lock_condition) -> sa.Update:
             data=sa.bindparam("b_data"),
             approvals=sa.bindparam("b_approvals"),
             notes=sa.bindparam("b_notes"),
+            extra_attributes=sa.bindparam("b_extra_attributes"),
         )
     )
 
@@ -150,6 +170,38 @@ def segment_bounds(segment: int, total_segments: int) -> tuple[str, str | None]:
     return low, high
 
 
+_NO_EXTRA_ATTRIBUTES = "{}"
+
+
+def _row_values(candidate: CandidateAggregate, items: list[dict]) -> dict:
+    """A candidates row from the aggregate's item attribute maps (the candidate item first)."""
+    candidate_item, children = items[0], [child_row_attributes(item) for item in items[1:]]
+    return {
+        "identifier": candidate.identifier,
+        "period_year": candidate_item.get(PERIOD_YEAR),
+        "revision": candidate_item.get(REVISION),
+        "version": candidate_item.get(VERSION),
+        "last_written_at": candidate_item.get(LAST_WRITTEN_AT),
+        "data": _dumps(candidate.data),
+        "approvals": _dumps([child for child in children if is_approval_key(child[RANGE_KEY])]),
+        "notes": _dumps([child for child in children if not is_approval_key(child[RANGE_KEY])]),
+        "extra_attributes": _dumps(candidate.extra) if candidate.extra else _NO_EXTRA_ATTRIBUTES,
+    }
+
+
+def _aggregate(row) -> CandidateAggregate:
+    candidate_item = {
+        DATA: _loads(row["data"]),
+        REVISION: row["revision"],
+        VERSION: row["version"],
+        LAST_WRITTEN_AT: row["last_written_at"],
+        PERIOD_YEAR: row["period_year"],
+    }
+    if row["extra_attributes"] != _NO_EXTRA_ATTRIBUTES:
+        candidate_item.update(_loads(row["extra_attributes"]))
+    return aggregate_from_items(row["identifier"], candidate_item, [*_loads(row["approvals"]), *_loads(row["notes"])])
+
+
 def _lock_condition(table: sa.Table, revision: int | None):
     return table.c.revision.is_(None) if revision is None else table.c.revision == revision
 
@@ -177,6 +229,12 @@ class SqlStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine, checkfirst=True)
+        columns = {column["name"] for column in sa.inspect(self.engine).get_columns(candidates_table.name)}
+        if "extra_attributes" not in columns:
+            raise RuntimeError(
+                f"{self.describe()} holds candidates in an older layout (approvals and notes without their item "
+                "attributes); seed a new database (`make clean`, or another NVI_DATABASE_URL)"
+            )
 
     # -- scans ---------------------------------------------------------------------------------
     def _year_filter(self, year: str) -> list:
@@ -231,67 +289,32 @@ class SqlStore:
         query = sa.select(candidates_table).where(candidates_table.c.identifier.in_(list(identifiers)))
         with self.engine.connect() as connection:
             rows = connection.execute(query).mappings().all()
-        return {
-            row["identifier"]: CandidateAggregate(
-                identifier=row["identifier"],
-                data=_loads(row["data"]),
-                approvals=_loads(row["approvals"]),
-                notes=_loads(row["notes"]),
-                revision=row["revision"],
-                version=row["version"],
-                last_written_at=row["last_written_at"],
-            )
-            for row in rows
-        }
+        return {row["identifier"]: _aggregate(row) for row in rows}
 
     def write_candidates(self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None):
-        written, conflicts = [], []
-        staged = []
+        written, conflicts, committed = [], [], []
         now = utc_now()
+        writes = [next_write(candidate, now) for candidate in candidates]
         with self.engine.begin() as connection:
-            for candidate in candidates:
-                new_version = str(uuid.uuid4())
-                new_revision = (candidate.revision or 0) + 1
+            for write in writes:
+                candidate = write.candidate
                 statement = _UPDATE_UNLOCKED_CANDIDATE if candidate.revision is None else _UPDATE_CANDIDATE
-                result = connection.execute(
-                    statement,
-                    {
-                        "b_identifier": candidate.identifier,
-                        "b_read_revision": candidate.revision,
-                        "b_period_year": candidate.period_year,
-                        "b_revision": new_revision,
-                        "b_version": new_version,
-                        "b_last_written_at": now,
-                        "b_data": _dumps(candidate.data),
-                        "b_approvals": _dumps(candidate.approvals),
-                        "b_notes": _dumps(candidate.notes),
-                    },
-                )
+                values = _row_values(candidate, write.items)
+                parameters = {f"b_{name}": value for name, value in values.items()}
+                result = connection.execute(statement, {**parameters, "b_read_revision": candidate.revision})
                 if result.rowcount == 1:
                     written.append(candidate.identifier)
-                    staged.append((candidate, new_revision, new_version))
+                    committed.append(write)
                 else:
                     conflicts.append(candidate.identifier)
             if checkpoint is not None and not conflicts:
                 self._save_checkpoint(connection, checkpoint, now)
-        for candidate, new_revision, new_version in staged:
-            candidate.revision, candidate.version, candidate.last_written_at = new_revision, new_version, now
+        for write in committed:
+            write.apply()
         return WriteResult(written=written, conflicts=conflicts)
 
     def put_candidates(self, candidates: Sequence[CandidateAggregate]) -> None:
-        rows = [
-            {
-                "identifier": c.identifier,
-                "period_year": c.period_year,
-                "revision": c.revision,
-                "version": c.version,
-                "last_written_at": c.last_written_at,
-                "data": _dumps(c.data),
-                "approvals": _dumps(c.approvals),
-                "notes": _dumps(c.notes),
-            }
-            for c in candidates
-        ]
+        rows = [_row_values(candidate, stored_items(candidate)) for candidate in candidates]
         if not rows:
             return
         ids = [row["identifier"] for row in rows]

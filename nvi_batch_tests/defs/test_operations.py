@@ -56,7 +56,7 @@ def instance(dagster_home):
 def break_candidates(store, ids):
     """Make stored rows malformed, as a bad migration or a hand edit would."""
     for candidate in store.read_candidates(ids).values():
-        candidate.data["periodYear"] = YEAR
+        candidate.period_year = YEAR
         candidate.approvals[0]["status"] = "MAYBE"
         store.put_candidates([candidate])
 

@@ -68,7 +68,7 @@ def test_reportable_needs_applicable_unreported_approved_and_a_closed_period():
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (lambda c: c.data.update(periodYear=2024), "periodYear"),
+        (lambda c: setattr(c, "period_year", 2024), "periodYear"),
         (lambda c: c.data.update(applicable="yes"), "applicable"),
         (lambda c: c.data["creators"][0].update(type="Robot"), "creators[0].type"),
         (lambda c: c.approvals[0].update(status="MAYBE"), "approvals[0].status"),
@@ -90,11 +90,12 @@ def test_a_malformed_candidate_is_refused_naming_the_field(change, field):
 def test_on_read_migrations_fill_year_creator_type_and_sector_once():
     candidate = next(demo_candidates(1, seed=3))
     candidate.data["applicable"] = True
-    del candidate.data["periodYear"]
+    candidate.period_year = None
     del candidate.data["creators"][0]["type"]
     del candidate.data["pointCalculation"]["institutionPoints"][0]["sector"]
     assert apply_on_read_migrations(candidate) == ["period_year", "creator_type", "unknown_sector"]
     assert candidate.period_year == candidate.data["publicationDetails"]["publicationDate"]["year"]
+    assert "periodYear" not in candidate.data
     assert candidate.data["creators"][0]["type"] == "DbCreator"
     assert candidate.data["pointCalculation"]["institutionPoints"][0]["sector"] == "UNKNOWN"
     assert apply_on_read_migrations(candidate) == []
@@ -104,6 +105,14 @@ def test_a_candidate_that_is_not_applicable_gets_no_year():
     candidate = CandidateAggregate(ID, {"applicable": False, "publicationDetails": {"publicationDate": {"year": "2024"}}})
     assert apply_on_read_migrations(candidate) == []
     assert candidate.period_year is None
+
+
+def test_a_stored_year_is_kept_even_when_the_publication_year_differs_or_the_candidate_is_not_applicable():
+    details = {"publicationDate": {"year": "2023"}}
+    for applicable in (True, False):
+        candidate = CandidateAggregate(ID, {"applicable": applicable, "publicationDetails": details}, period_year="2024")
+        assert apply_on_read_migrations(candidate) == []
+        assert candidate.period_year == "2024"
 
 
 def test_point_rules():

@@ -13,7 +13,7 @@ def year_candidates(count: int, seed: int = 7) -> list[CandidateAggregate]:
     """`count` demo candidates of YEAR (each with a periodYear, so the year scan sees them)."""
     found = []
     for candidate in demo_candidates(count * 6, seed=seed):
-        if candidate.data.get("periodYear") == YEAR:
+        if candidate.period_year == YEAR:
             found.append(candidate)
         if len(found) == count:
             return found

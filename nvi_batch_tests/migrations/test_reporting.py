@@ -70,7 +70,7 @@ def test_a_year_whose_period_is_open_is_refused_before_anything_is_touched(sql_s
     sql_store.put_periods([period(OPEN, now - dt.timedelta(days=10), now + dt.timedelta(days=100))])
     candidates = year_candidates(10)
     for candidate in candidates:
-        candidate.data["periodYear"] = OPEN
+        candidate.period_year = OPEN
     sql_store.put_candidates(candidates)
 
     result = report(instance, sql_store, OPEN)

@@ -51,14 +51,12 @@ def candidate(n: int, approvals: list[dict], points: dict[str, str], *, year: st
             entry["sector"] = SECTORS[institution]
         entries.append(entry)
     data = {
-        "identifier": ident(n),
-        "periodYear": year,
         "applicable": applicable,
         "pointCalculation": {"institutionPoints": entries},
         "publicationDetails": {"topLevelNviOrganizations": [
             {"id": A, "labels": {"nb": "Institusjon A"}}, {"id": B, "labels": {"en": "Institution B"}}]},
     }
-    return CandidateAggregate(ident(n), data, approvals, [], revision=1)
+    return CandidateAggregate(ident(n), data, approvals, [], revision=1, period_year=year)
 
 
 def known_candidates() -> list[CandidateAggregate]:

@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 
 from nvi_batch.defs.resources import resources_for_deployment
 from nvi_batch.demo_data import demo_candidates, demo_periods
+from nvi_batch.domain.candidate import NoteItem
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.engine.errors import classify
 from nvi_batch.storage.dynamodb import DynamoDbStore
@@ -34,14 +35,26 @@ def raw(store: DynamoDbStore, hash_key: str, range_key: str) -> dict:
     return store.client.get_item(TableName=store.table_name, Key=key)["Item"]
 
 
-def test_create_schema_makes_the_nva_nvi_table_and_is_idempotent(moto_endpoint):
-    store = DynamoDbStore(f"nva-nvi-schema-{uuid.uuid4().hex[:8]}", REGION, moto_endpoint)
+def raw_ledger(store: DynamoDbStore, hash_key: str, range_key: str) -> dict:
+    key = {"pk": {"S": hash_key}, "sk": {"S": range_key}}
+    return store.client.get_item(TableName=store.ledger_table_name, Key=key)["Item"]
+
+
+def every_item(store: DynamoDbStore, table_name: str) -> list[dict]:
+    return store.client.scan(TableName=table_name)["Items"]
+
+
+def test_create_schema_makes_the_nva_nvi_table_and_the_ledger_table_and_is_idempotent(moto_endpoint):
+    suffix = uuid.uuid4().hex[:8]
+    store = DynamoDbStore(f"nva-nvi-schema-{suffix}", REGION, moto_endpoint, ledger_table_name=f"ledger-{suffix}")
     try:
         store.create_schema()
         store.create_schema()
         table = store.client.describe_table(TableName=store.table_name)["Table"]
+        ledger = store.client.describe_table(TableName=store.ledger_table_name)["Table"]
     finally:
         store.client.delete_table(TableName=store.table_name)
+        store.client.delete_table(TableName=store.ledger_table_name)
         store.dispose()
 
     def keys(schema):
@@ -56,10 +69,17 @@ def test_create_schema_makes_the_nva_nvi_table_and_is_idempotent(moto_endpoint):
         "SearchByPublicationId": ([("SecondaryIndex1HashKey", "HASH"), ("SecondaryIndex1RangeKey", "RANGE")], "ALL"),
     }
     assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert keys(ledger["KeySchema"]) == [("pk", "HASH"), ("sk", "RANGE")] and not ledger.get("GlobalSecondaryIndexes")
+
+
+def test_the_ledger_cannot_share_the_service_table(moto_endpoint):
+    with pytest.raises(ValueError, match="table of its own"):
+        DynamoDbStore("nva-nvi", REGION, moto_endpoint, ledger_table_name="nva-nvi")
 
 
 def test_items_are_laid_out_as_the_service_writes_them(dynamodb):
     candidate = next(c for c in demo_candidates(30, seed=2) if c.notes and c.period_year)
+    candidate.approval_items[0].revision = 7
     dynamodb.put_candidates([candidate])
     dynamodb.write_candidates([dynamodb.read_candidates([candidate.identifier])[candidate.identifier]])
     hash_key = f"CANDIDATE#{candidate.identifier}"
@@ -68,6 +88,7 @@ def test_items_are_laid_out_as_the_service_writes_them(dynamodb):
     item = raw(dynamodb, hash_key, hash_key)
     assert item["type"] == {"S": "CANDIDATE"} and item["identifier"] == {"S": candidate.identifier}
     assert item["periodYear"] == item["SearchByYearHashKey"] == {"S": candidate.period_year}
+    assert "periodYear" not in item["data"]["M"]
     assert item["SearchByYearRangeKey"] == {"S": candidate.identifier}
     assert item["SecondaryIndex1HashKey"] == item["SecondaryIndex1RangeKey"] == {"S": publication}
     assert item["revision"] == {"N": "2"} and "M" in item["data"] and "version" in item and "lastWrittenAt" in item
@@ -76,8 +97,11 @@ def test_items_are_laid_out_as_the_service_writes_them(dynamodb):
     approval = candidate.approvals[0]
     approval_item = raw(dynamodb, hash_key, f"APPROVAL_STATUS#{approval['institutionId']}")
     assert approval_item["type"] == {"S": "APPROVAL_STATUS"} and approval_item["data"]["M"]["status"] == {"S": approval["status"]}
+    assert approval_item["revision"] == {"N": "8"}, "an approval keeps its own revision, as ApprovalStatusDao does"
+    assert approval_item["lastWrittenAt"] == item["lastWrittenAt"] and approval_item["version"] != item["version"]
     note_item = raw(dynamodb, hash_key, f"NOTE#{candidate.notes[0]['noteId']}")
-    assert note_item["type"] == {"S": "NOTE"}
+    assert set(note_item) == {"PrimaryKeyHashKey", "PrimaryKeyRangeKey", "type", "identifier", "data", "version"}
+    assert note_item["type"] == {"S": "NOTE"} and note_item["version"] != {"S": candidate.note_items[0].version}
 
     by_publication = dynamodb.client.query(
         TableName=dynamodb.table_name,
@@ -90,24 +114,28 @@ def test_items_are_laid_out_as_the_service_writes_them(dynamodb):
 
 def test_a_candidate_without_a_year_stays_out_of_the_year_index(dynamodb):
     candidate = next(demo_candidates(1, seed=4))
-    del candidate.data["periodYear"]
+    candidate.period_year = None
+    candidate.data["applicable"] = False
     dynamodb.put_candidates([candidate])
+    dynamodb.write_candidates([dynamodb.read_candidates([candidate.identifier])[candidate.identifier]])
 
     item = raw(dynamodb, f"CANDIDATE#{candidate.identifier}", f"CANDIDATE#{candidate.identifier}")
-    assert not {"periodYear", "SearchByYearHashKey", "SearchByYearRangeKey"} & set(item)
+    assert not {"periodYear", "SearchByYearHashKey"} & set(item)
+    assert item["SearchByYearRangeKey"] == {"S": candidate.identifier}, "the DAO writes the range key regardless"
 
 
-def test_other_records_use_their_own_keys(dynamodb):
+def test_the_ledger_checkpoints_and_settings_live_in_the_ledger_table_only(dynamodb):
     dynamodb.put_periods(demo_periods())
     dynamodb.set_setting("processing_paused", "yes")
     dynamodb.write_candidates([], Checkpoint(JOB, "2024", "abc", "run-1"))
     dynamodb.record_failures([FailureEvent(JOB, "id-1", "2024", "transient", "E", "m", "run-1", "2025-01-01T00:00:00.000Z")], lambda n: 60)
 
     assert raw(dynamodb, "PERIOD", "PERIOD#2024")["data"]["M"]["publishingYear"] == {"S": "2024"}
-    assert raw(dynamodb, "SETTING", "processing_paused")["value"] == {"S": "yes"}
-    assert raw(dynamodb, f"CHECKPOINT#{JOB}", "2024")["cursor"] == {"S": "abc"}
-    failure = raw(dynamodb, f"FAILURE#{JOB}", "id-1")
-    assert failure["type"] == {"S": "FAILURE"} and failure["attempts"] == {"N": "1"} and failure["status"] == {"S": "retry_pending"}
+    assert {item["type"]["S"] for item in every_item(dynamodb, dynamodb.table_name)} == {"PERIOD"}
+    assert raw_ledger(dynamodb, "SETTING", "processing_paused")["value"] == {"S": "yes"}
+    assert raw_ledger(dynamodb, f"CHECKPOINT#{JOB}", "2024")["cursor"] == {"S": "abc"}
+    failure = raw_ledger(dynamodb, f"FAILURE#{JOB}", "id-1")
+    assert failure["attempts"] == {"N": "1"} and failure["status"] == {"S": "retry_pending"}
 
 
 def test_numbers_written_by_the_java_service_read_back_as_json_numbers(dynamodb):
@@ -132,14 +160,14 @@ def test_numbers_written_by_the_java_service_read_back_as_json_numbers(dynamodb)
         "creatorCount": 3,
         "pointCalculation": {"basePoints": 1, "collaborationFactor": 1.3, "totalPoints": 0.5774},
     }
-    assert (candidate.revision, candidate.version, candidate.last_written_at, candidate.approvals) == (None, None, None, [])
+    assert (candidate.revision, candidate.version, candidate.last_written_at, candidate.approvals) == (None, None, None, ())
 
 
 def test_an_aggregate_over_one_transaction_is_refused_naming_the_candidate(dynamodb):
     candidate = next(demo_candidates(1, seed=5))
     dynamodb.put_candidates([candidate])
     read = dynamodb.read_candidates([candidate.identifier])[candidate.identifier]
-    read.notes = [{"noteId": str(uuid.uuid4()), "text": "note"} for _ in range(100)]
+    read.note_items = [NoteItem({"noteId": str(uuid.uuid4()), "text": "note"}) for _ in range(100)]
 
     with pytest.raises(MalformedRecord, match=candidate.identifier) as refused:
         dynamodb.write_candidates([read])
@@ -196,12 +224,13 @@ def test_ledger_jobs_outside_the_listed_ones_are_refused(dynamodb):
 
 
 def test_description_names_table_and_region_and_nothing_secret(dynamodb):
-    assert dynamodb.describe() == f"dynamodb://{dynamodb.table_name}@{REGION}"
+    assert dynamodb.describe() == f"dynamodb://{dynamodb.table_name}@{REGION} (ledger: {dynamodb.ledger_table_name})"
     assert "testing" not in repr(dynamodb) and dynamodb.table_name in repr(dynamodb)
 
 
 def test_the_production_deployment_opens_the_table_named_in_the_environment(dynamodb, moto_endpoint, monkeypatch):
     monkeypatch.setenv("NVI_TABLE_NAME", dynamodb.table_name)
+    monkeypatch.setenv("NVI_LEDGER_TABLE_NAME", dynamodb.ledger_table_name)
     monkeypatch.setenv("AWS_REGION", REGION)
     monkeypatch.setenv("NVI_DYNAMODB_ENDPOINT_URL", moto_endpoint)
 
@@ -210,3 +239,5 @@ def test_the_production_deployment_opens_the_table_named_in_the_environment(dyna
 
     assert isinstance(store, DynamoDbStore) and store.describe() == dynamodb.describe()
     assert store.count_year("2024") == 0
+    store.set_setting("processing_paused", "checked")
+    assert raw_ledger(dynamodb, "SETTING", "processing_paused")["value"] == {"S": "checked"}

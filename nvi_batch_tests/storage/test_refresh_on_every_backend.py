@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from nvi_batch.demo_data import DemoShape, demo_candidates
 from nvi_batch.domain.candidate import VERIFIED_CREATOR, CandidateAggregate
+from nvi_batch.domain.on_read import apply_on_read_migrations
 from nvi_batch.engine import processors
 from nvi_batch.engine.scans import YearScan
 from nvi_batch.engine.step import StepSettings, run_candidate_step
@@ -63,7 +64,9 @@ def test_refresh_bumps_every_revision_exactly_once_and_renews_every_version(stor
     for identifier in ids:
         assert after[identifier].revision == (before[identifier].revision or 0) + 1
         assert after[identifier].version != before[identifier].version
-        assert after[identifier].data["identifier"] == before[identifier].data["identifier"]
+        expected = before[identifier].copy()
+        apply_on_read_migrations(expected)
+        assert (after[identifier].data, after[identifier].period_year) == (expected.data, expected.period_year)
     assert store.load_checkpoint(JOB, YEAR) is None
 
 
@@ -112,17 +115,17 @@ def test_max_items_and_max_batch_size_are_honoured(store):
 def test_malformed_rows_are_reported_with_id_and_field_and_the_rest_is_processed(store):
     records = seed(store)
     ids = year_ids(records)
-    numeric_year, unknown_status = ids[1], ids[3]
-    broken = store.read_candidates([numeric_year, unknown_status])
-    broken[numeric_year].data["periodYear"] = int(YEAR)
+    not_boolean, unknown_status = ids[1], ids[3]
+    broken = store.read_candidates([not_boolean, unknown_status])
+    broken[not_boolean].data["applicable"] = "yes"
     broken[unknown_status].approvals[0]["status"] = "MAYBE"
     store.put_candidates(list(broken.values()))
 
     report = refresh(store, ledger=store)
 
     failures = {entry.item_id: entry for entry in report.failures}
-    assert sorted(failures) == sorted([numeric_year, unknown_status])
-    assert "periodYear" in failures[numeric_year].message and numeric_year in failures[numeric_year].message
+    assert sorted(failures) == sorted([not_boolean, unknown_status])
+    assert "applicable" in failures[not_boolean].message and not_boolean in failures[not_boolean].message
     assert "approvals[0].status" in failures[unknown_status].message
     assert {entry.error_class for entry in failures.values()} == {"permanent"}
     assert report.counters.written == len(ids) - 2 and report.counters.skipped == 2

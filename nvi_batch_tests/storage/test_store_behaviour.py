@@ -3,7 +3,8 @@
 The `store` fixture is parametrized by backend (sqlite, postgres, dynamodb on moto), so a body that
 passes here passes on each adapter. Approvals and notes are compared as sets (sorted by their key):
 DynamoDB returns them in key order, the SQL store in the order written, and neither order means
-anything.
+anything. Aggregates are compared as the items they store (`stored_items`), so that every attribute
+of every item counts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import json
 import uuid
 
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
-from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.candidate import CandidateAggregate, NoteItem
+from nvi_batch.domain.items import stored_items
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.protocol import Checkpoint, FailureEvent, LedgerStatus
 from nvi_batch.storage.sql import shift_instant
@@ -28,16 +30,8 @@ def candidates(count: int, seed: int = 7) -> list[CandidateAggregate]:
 
 
 def comparable(candidate: CandidateAggregate) -> dict:
-    """The aggregate as JSON text per part, so that int/float/str and key sets must match exactly."""
-    return {
-        "identifier": candidate.identifier,
-        "data": json.dumps(candidate.data, sort_keys=True),
-        "approvals": json.dumps(sorted(candidate.approvals, key=lambda a: a["institutionId"]), sort_keys=True),
-        "notes": json.dumps(sorted(candidate.notes, key=lambda n: n["noteId"]), sort_keys=True),
-        "revision": candidate.revision,
-        "version": candidate.version,
-        "last_written_at": candidate.last_written_at,
-    }
+    """The aggregate's items by sort key, as JSON text, so that int/float/str and key sets must match exactly."""
+    return {item["PrimaryKeyRangeKey"]: json.dumps(item, sort_keys=True) for item in stored_items(candidate)}
 
 
 def in_year(records: list[CandidateAggregate], year: str) -> list[str]:
@@ -67,8 +61,13 @@ def test_put_and_read_round_trip_the_aggregate_exactly(store):
         "text": "Blåbærsyltetøy – «sitat»",
         "nested": [{"x": 1.5, "y": [1, 2.25]}],
     }
-    odd.notes.append({"noteId": str(uuid.uuid4()), "user": "curator@uio.no", "text": "Second note"})
+    odd.extra["legacyFlag"] = {"kept": True, "since": 2019}
+    odd.approval_items[0].extra["auditTrail"] = ["created", 3]
+    odd.note_items.append(NoteItem({"noteId": str(uuid.uuid4()), "user": {"value": "curator@uio.no"}, "text": "Second"},
+                                   version=str(uuid.uuid4()), extra={"pinned": None}))
+    odd.note_items.append(NoteItem({"text": "a note whose data lacks noteId"}, key=f"NOTE#{uuid.uuid4()}"))
     assert any(c.revision is None for c in records) and any(c.notes for c in records[1:])
+    assert any(c.period_year is None for c in records)
     store.put_candidates(records)
 
     found = store.read_candidates([c.identifier for c in records] + [str(uuid.uuid4())])
@@ -80,11 +79,11 @@ def test_put_and_read_round_trip_the_aggregate_exactly(store):
 
 def test_put_replaces_the_whole_aggregate(store):
     record = candidates(1)[0]
-    record.notes = [{"noteId": str(uuid.uuid4()), "text": "to be dropped"}]
+    record.note_items = [NoteItem({"noteId": str(uuid.uuid4()), "text": "to be dropped"})]
     store.put_candidates([record])
     replacement = record.copy()
-    replacement.approvals = replacement.approvals[:1]
-    replacement.notes = []
+    replacement.approval_items = replacement.approval_items[:1]
+    replacement.note_items = []
     replacement.data["applicable"] = not record.data["applicable"]
 
     store.put_candidates([replacement])
@@ -118,7 +117,7 @@ def test_year_pages_are_ascending_and_honour_page_size_and_start_after(store):
 def test_segments_are_disjoint_cover_every_candidate_and_resume_after_a_cursor(store):
     records = candidates(36)
     for record in records[:5]:
-        record.data.pop("periodYear", None)
+        record.period_year = None
     store.put_candidates(records)
     # Other kinds of records in the store must not show up as candidates.
     store.put_periods(demo_periods())
