@@ -106,17 +106,17 @@ def no_dead_letters(store, year: str) -> dg.AssetCheckResult:
 
 
 def period_consistent(store, year: str) -> dg.AssetCheckResult:
-    period = store.read_period(year)
-    problem = None
-    if period is None:
-        problem = f"no period for {year}"
-    else:
-        try:
+    problem, period = None, None
+    try:
+        period = store.read_period(year)
+        if period is None:
+            problem = f"no period for {year}"
+        else:
             validate_period(period)
             if period.year != year:
                 problem = f"the period stored for {year} says publishingYear {period.year}"
-        except MalformedRecord as error:
-            problem = str(error)
+    except MalformedRecord as error:
+        problem = str(error)
     return dg.AssetCheckResult(
         check_name="period_consistent",
         asset_key=CANDIDATES,

@@ -49,6 +49,12 @@ class CandidateStore(Protocol):
     ) -> Iterator[list[str]]:
         """Ids of one of `total_segments` disjoint segments of the whole table (rows without a year too)."""
 
+    def year_last_writes(
+        self, year: str, page_size: int, start_after: str | None = None
+    ) -> Iterator[list[tuple[str, str | None]]]:
+        """(identifier, lastWrittenAt) of a year's candidates in id order, a page at a time: what the
+        accounting check reads, instead of whole aggregates, to tell a run's writes from others'."""
+
     def count_year(self, year: str, start_after: str | None = None) -> int:
         """How many candidates a year has (after `start_after` in scan order, when given)."""
 

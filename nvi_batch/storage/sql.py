@@ -15,11 +15,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import sqlalchemy as sa
 
-from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.candidate import CandidateAggregate, described
+from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.items import (
     DATA,
     LAST_WRITTEN_AT,
@@ -30,6 +31,7 @@ from nvi_batch.domain.items import (
     aggregate_from_items,
     child_row_attributes,
     is_approval_key,
+    is_note_key,
     next_write,
     stored_items,
 )
@@ -153,12 +155,30 @@ def _dumps(value) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _loads(text: str):
-    """Parse stored JSON; text that does not parse comes back as is, for validation to name."""
+class _Unreadable(ValueError):
+    """A stored column that is not what the model stores; says why without quoting it."""
+
+
+def _parsed(text) -> object:
     try:
         return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _Unreadable(f"stored JSON does not parse ({error.msg} at character {error.pos})") from None
     except (TypeError, ValueError):
-        return text
+        raise _Unreadable(f"stored JSON does not parse ({described(text)})") from None
+
+
+def _child_items(text, name: str, belongs: Callable[[str], bool]) -> list[dict]:
+    """An `approvals` or `notes` column: a JSON list of item attribute maps, each under its own sort key."""
+    items = _parsed(text)
+    if not isinstance(items, list):
+        raise _Unreadable(f"not a list of stored items: {described(items)}")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise _Unreadable(f"{name}[{i}] is not a stored item: {described(item)}")
+        if not (isinstance(item.get(RANGE_KEY), str) and belongs(item[RANGE_KEY])):
+            raise _Unreadable(f"{name}[{i}] has no {RANGE_KEY} of its kind")
+    return items
 
 
 def segment_bounds(segment: int, total_segments: int) -> tuple[str, str | None]:
@@ -190,16 +210,36 @@ def _row_values(candidate: CandidateAggregate, items: list[dict]) -> dict:
 
 
 def _aggregate(row) -> CandidateAggregate:
+    """The aggregate of a row. A column whose JSON does not parse, or that is not the shape this store
+    writes, is neither passed on as text nor guessed at: the aggregate names it in `unreadable`, so the
+    candidate fails alone, naming the column, and nothing about it is written back."""
+    unreadable, columns = {}, {}
+    readers = {
+        "data": _parsed,
+        "approvals": lambda text: _child_items(text, "approvals", is_approval_key),
+        "notes": lambda text: _child_items(text, "notes", is_note_key),
+        "extra_attributes": _parsed,
+    }
+    for name, read in readers.items():
+        try:
+            columns[name] = read(row[name])
+        except _Unreadable as problem:
+            unreadable[name] = str(problem)
+    if not isinstance(columns.get("extra_attributes", {}), dict):
+        unreadable["extra_attributes"] = f"not an object: {described(columns.pop('extra_attributes'))}"
     candidate_item = {
-        DATA: _loads(row["data"]),
+        DATA: columns.get("data"),
         REVISION: row["revision"],
         VERSION: row["version"],
         LAST_WRITTEN_AT: row["last_written_at"],
         PERIOD_YEAR: row["period_year"],
     }
-    if row["extra_attributes"] != _NO_EXTRA_ATTRIBUTES:
-        candidate_item.update(_loads(row["extra_attributes"]))
-    return aggregate_from_items(row["identifier"], candidate_item, [*_loads(row["approvals"]), *_loads(row["notes"])])
+    if unreadable:
+        aggregate = aggregate_from_items(row["identifier"], candidate_item, [])
+        aggregate.unreadable = unreadable
+        return aggregate
+    candidate_item.update(columns["extra_attributes"])
+    return aggregate_from_items(row["identifier"], candidate_item, [*columns["approvals"], *columns["notes"]])
 
 
 def _lock_condition(table: sa.Table, revision: int | None):
@@ -247,21 +287,30 @@ class SqlStore:
             where.append(candidates_table.c.identifier < high)
         return where
 
-    def _id_pages(self, where: list, page_size: int, start_after: str | None) -> Iterator[list[str]]:
+    def _pages(self, columns: list, where: list, page_size: int, start_after: str | None) -> Iterator[list]:
+        """Rows of `columns` (the identifier first) in identifier order, keyset-paged after `start_after`."""
         cursor = start_after
         while True:
-            query = sa.select(candidates_table.c.identifier).where(*where)
+            query = sa.select(*columns).where(*where)
             if cursor is not None:
                 query = query.where(candidates_table.c.identifier > cursor)
             query = query.order_by(candidates_table.c.identifier).limit(page_size)
             with self.engine.connect() as connection:
-                page = list(connection.execute(query).scalars())
+                page = [tuple(row) for row in connection.execute(query)]
             if not page:
                 return
             yield page
             if len(page) < page_size:
                 return
-            cursor = page[-1]
+            cursor = page[-1][0]
+
+    def _id_pages(self, where: list, page_size: int, start_after: str | None) -> Iterator[list[str]]:
+        for page in self._pages([candidates_table.c.identifier], where, page_size, start_after):
+            yield [identifier for identifier, in page]
+
+    def year_last_writes(self, year: str, page_size: int, start_after: str | None = None):
+        columns = [candidates_table.c.identifier, candidates_table.c.last_written_at]
+        return self._pages(columns, self._year_filter(year), page_size, start_after)
 
     def _count(self, where: list, start_after: str | None) -> int:
         query = sa.select(sa.func.count()).select_from(candidates_table).where(*where)
@@ -332,8 +381,12 @@ class SqlStore:
             row = connection.execute(sa.select(periods_table).where(periods_table.c.year == year)).mappings().first()
         if row is None:
             return None
+        try:
+            data = _parsed(row["data"])
+        except _Unreadable as problem:  # a period is never passed on as text, nor written back
+            raise MalformedRecord(year, "data", str(problem)) from None
         return Period(
-            data=_loads(row["data"]),
+            data=data,
             revision=row["revision"],
             version=row["version"],
             last_written_at=row["last_written_at"],
