@@ -136,19 +136,23 @@ class LedgerEntry:
     next_attempt_at: str
     status: str
     generation: int
+    resolved_at: str | None = None  # when it last succeeded; a failure older than this does not reopen it
 
 
 class FailureLedger(Protocol):
     def record_failures(
         self, events: Sequence[FailureEvent], retry_delay_seconds: Callable[[int], float]
     ) -> list[LedgerEntry]:
-        """Count one more attempt per item; an item reaching DEAD_AFTER_ATTEMPTS becomes dead.
+        """Count one more attempt per item, atomically (two runs failing an item at once count two);
+        an item reaching DEAD_AFTER_ATTEMPTS becomes dead. A resolved item starts a new streak, unless
+        it was resolved after the failure happened; the same event recorded twice counts once.
 
         The next attempt is due `retry_delay_seconds(attempts)` after the failure.
         """
 
     def resolve_items(self, job: str, item_ids: Sequence[str]) -> int:
-        """Items that now succeeded leave the ledger's open set; returns how many were open."""
+        """Items that now succeeded leave the ledger's open set (unless they failed again since, in
+        another run); returns how many were open."""
 
     def failures(
         self,

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from nvi_batch.domain.candidate import CandidateAggregate, described
 from nvi_batch.domain.errors import MalformedRecord
@@ -98,6 +99,7 @@ def _ledger_columns() -> list[sa.Column]:
         sa.Column("next_attempt_at", sa.String(40), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("generation", sa.Integer, nullable=False),
+        sa.Column("resolved_at", sa.String(40), nullable=True),
     ]
 
 
@@ -242,6 +244,11 @@ def _aggregate(row) -> CandidateAggregate:
     return aggregate_from_items(row["identifier"], candidate_item, [*columns["approvals"], *columns["notes"]])
 
 
+def _dialect_insert(dialect: str):
+    """INSERT … ON CONFLICT DO UPDATE is spelled alike on PostgreSQL and SQLite (3.24+), by their dialects."""
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+
+
 def _lock_condition(table: sa.Table, revision: int | None):
     return table.c.revision.is_(None) if revision is None else table.c.revision == revision
 
@@ -269,6 +276,10 @@ class SqlStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine, checkfirst=True)
+        for ledger in (failures_table, failures_archive_table):  # ledgers made before resolved_at existed
+            if "resolved_at" not in {column["name"] for column in sa.inspect(self.engine).get_columns(ledger.name)}:
+                with self.engine.begin() as connection:
+                    connection.execute(sa.text(f"ALTER TABLE {ledger.name} ADD COLUMN resolved_at VARCHAR(40)"))
         columns = {column["name"] for column in sa.inspect(self.engine).get_columns(candidates_table.name)}
         if "extra_attributes" not in columns:
             raise RuntimeError(
@@ -443,45 +454,73 @@ class SqlStore:
             )
 
     # -- failure ledger ------------------------------------------------------------------------
+    def _record_failure(self, event: FailureEvent, retry_delay_seconds) -> sa.Insert:
+        """One failed attempt as one atomic statement: INSERT … ON CONFLICT DO UPDATE, the new attempt
+        count, status and due time computed by the database from the row as it is when the row is
+        locked, so that two runs failing the same item at once count two attempts.
+
+        A resolved row starts a new streak, unless it was resolved after this failure happened (the
+        later event wins: a stale failure does not reopen it). The same event sent twice (a retry
+        after a lost reply) is counted once.
+        """
+        stored = failures_table.c
+        due = {n: shift_instant(event.failed_at, retry_delay_seconds(n)) for n in range(1, DEAD_AFTER_ATTEMPTS + 1)}
+        new_streak = stored.status == LedgerStatus.RESOLVED
+        attempts = sa.case((new_streak, 1), else_=stored.attempts + 1)
+        failure = {
+            "partition": event.partition,
+            "error_class": event.error_class,
+            "error_type": event.error_type,
+            "message": event.message,
+            "run_id": event.run_id,
+            "last_failed_at": event.failed_at,
+        }
+        insert = _dialect_insert(self.engine.dialect.name)(failures_table).values(
+            job=event.job, item_id=event.item_id, attempts=1, first_failed_at=event.failed_at, next_attempt_at=due[1],
+            status=LedgerStatus.DEAD if DEAD_AFTER_ATTEMPTS <= 1 else LedgerStatus.RETRY_PENDING, generation=0,
+            **failure,
+        )
+        resolved_since = new_streak & (sa.func.coalesce(stored.resolved_at, "") >= event.failed_at)
+        already_counted = (stored.run_id == event.run_id) & (stored.last_failed_at == event.failed_at)
+        return insert.on_conflict_do_update(
+            index_elements=[stored.job, stored.item_id],
+            set_={
+                **failure,
+                "attempts": attempts,
+                "first_failed_at": sa.case((new_streak, event.failed_at), else_=stored.first_failed_at),
+                "next_attempt_at": sa.case(*((attempts == n, due[n]) for n in range(1, DEAD_AFTER_ATTEMPTS)),
+                                           else_=due[DEAD_AFTER_ATTEMPTS]),
+                "status": sa.case((attempts >= DEAD_AFTER_ATTEMPTS, LedgerStatus.DEAD), else_=LedgerStatus.RETRY_PENDING),
+            },
+            where=sa.not_(resolved_since | already_counted),
+        ).returning(*failures_table.c)
+
     def record_failures(self, events: Sequence[FailureEvent], retry_delay_seconds) -> list[LedgerEntry]:
+        """One upsert per event, in key order (two runs locking the same rows never deadlock)."""
         entries = []
         with self.engine.begin() as connection:
-            for event in events:
-                key = (failures_table.c.job == event.job) & (failures_table.c.item_id == event.item_id)
-                row = connection.execute(sa.select(failures_table).where(key)).mappings().first()
-                open_before = row is not None and row["status"] != LedgerStatus.RESOLVED
-                attempts = (row["attempts"] if open_before else 0) + 1
-                status = LedgerStatus.DEAD if attempts >= DEAD_AFTER_ATTEMPTS else LedgerStatus.RETRY_PENDING
-                values = {
-                    "partition": event.partition,
-                    "attempts": attempts,
-                    "error_class": event.error_class,
-                    "error_type": event.error_type,
-                    "message": event.message,
-                    "run_id": event.run_id,
-                    "first_failed_at": row["first_failed_at"] if open_before else event.failed_at,
-                    "last_failed_at": event.failed_at,
-                    "next_attempt_at": shift_instant(event.failed_at, retry_delay_seconds(attempts)),
-                    "status": status,
-                    "generation": row["generation"] if row is not None else 0,
-                }
-                if row is None:
-                    connection.execute(failures_table.insert().values(job=event.job, item_id=event.item_id, **values))
-                else:
-                    connection.execute(failures_table.update().where(key).values(**values))
-                entries.append(LedgerEntry(job=event.job, item_id=event.item_id, **values))
+            for event in sorted(events, key=lambda e: (e.job, e.item_id)):
+                row = connection.execute(self._record_failure(event, retry_delay_seconds)).mappings().first()
+                if row is None:  # not counted (resolved since, or counted already): the row as it stands
+                    key = (failures_table.c.job == event.job) & (failures_table.c.item_id == event.item_id)
+                    row = connection.execute(sa.select(failures_table).where(key)).mappings().one()
+                entries.append(LedgerEntry(**row))
         return entries
 
     def resolve_items(self, job: str, item_ids: Sequence[str]) -> int:
+        """Close the items' open rows in one UPDATE; a row whose last failure is newer than now (another
+        run's, after this one's success) stays open."""
         if not item_ids:
             return 0
+        now = utc_now()
         with self.engine.begin() as connection:
             result = connection.execute(
                 failures_table.update()
                 .where(failures_table.c.job == job)
                 .where(failures_table.c.item_id.in_(list(item_ids)))
                 .where(failures_table.c.status != LedgerStatus.RESOLVED)
-                .values(status=LedgerStatus.RESOLVED)
+                .where(failures_table.c.last_failed_at <= now)
+                .values(status=LedgerStatus.RESOLVED, resolved_at=now)
             )
         return result.rowcount
 
