@@ -46,6 +46,7 @@ from nvi_batch.storage.protocol import (
     WriteResult,
 )
 
+SQLITE_BUSY_TIMEOUT_SECONDS = 30  # how long a write waits for another process's lock before it is refused
 metadata = sa.MetaData()
 
 candidates_table = sa.Table(
@@ -259,8 +260,8 @@ class SqlStore:
     def __init__(self, url: str, echo: bool = False):
         self.url = url
         kwargs: dict = {"echo": echo, "future": True}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30}
+        if url.startswith("sqlite") and "timeout" not in sa.engine.make_url(url).query:
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}  # `?timeout=N` in the URL sets it
         self.engine = sa.create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
