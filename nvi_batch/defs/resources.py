@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from pydantic import Field
 
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
@@ -30,8 +31,10 @@ def _sql_store(url: str) -> SqlStore:
 
 
 @functools.lru_cache(maxsize=16)
-def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str) -> DynamoDbStore:
-    return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name)
+def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str,
+                    write_workers: int) -> DynamoDbStore:
+    return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name,
+                         write_workers=write_workers)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -65,9 +68,12 @@ class DynamoDbStoreResource(NviStoreResource):
     ledger_table_name: str
     region_name: str
     endpoint_url: str = ""
+    write_workers: int = Field(default=4, ge=1, le=16,
+                               description="Aggregates written at once; writes are what DynamoDB throttles.")
 
     def open(self) -> DynamoDbStore:
-        return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url)
+        return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url,
+                               self.write_workers)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):

@@ -13,9 +13,11 @@ from nvi_batch_tests.faults.refresh import (
     seed_year,
 )
 
-pytestmark = pytest.mark.slow  # moto answers a few hundred requests a second
+pytestmark = pytest.mark.slow
 
-COUNT = 300
+# moto copies the whole table for every transaction, so a write costs more the larger the table: a
+# hundred candidates keep each test within a minute and still make every fault happen many times.
+COUNT = 100
 IDEMPOTENT_WRITES_PENDING = (
     "a TransactWriteItems whose response is lost is sent again by botocore, fails its own revision check "
     "and is counted a conflict, so the candidate is written twice (revision +2), until an unknown outcome "
@@ -36,22 +38,30 @@ def proxy(moto_endpoint):
 
 
 def through(proxy: DynamoDbFaultProxy, direct) -> DynamoDbStoreResource:
+    """One writer at a time: moto does not isolate transactions (a cancelled one restores its snapshot of
+    the whole table, undoing what others wrote meanwhile), which real DynamoDB does."""
     return DynamoDbStoreResource(table_name=direct.table_name, ledger_table_name=direct.ledger_table_name,
-                                 region_name=REGION, endpoint_url=proxy.url)
+                                 region_name=REGION, endpoint_url=proxy.url, write_workers=1)
 
 
 def test_throttled_requests_refresh_every_candidate_exactly_once(tables, proxy):
     direct, ids = tables
-    proxy.throttle = FaultRule(every=4)
+    proxy.throttle = [
+        FaultRule(every=5),  # one request in five: botocore's own retries absorb these
+        # bursts longer than botocore's 3 attempts on the writes: they reach the engine, whose retry
+        # writes only the aggregates a partly refused chunk did not write
+        FaultRule(every=20, burst=4, operations=("TransactWriteItems",)),
+    ]
     refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, direct), outage_budget_seconds=60)
-    assert proxy.throttle.hit >= COUNT // 2
+    assert all(rule.hit >= 10 for rule in proxy.throttle)
+    assert refresh.metadata["retries"] > 0, "some throttling outlasted botocore's retries"
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
 
 
 @pytest.mark.xfail(strict=True, reason=IDEMPOTENT_WRITES_PENDING)
 def test_lost_responses_refresh_every_candidate_exactly_once(tables, proxy):
     direct, ids = tables
-    proxy.lose_response = FaultRule(every=7)
+    proxy.lose_response = [FaultRule(every=7)]
     refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, direct), outage_budget_seconds=60)
-    assert proxy.lose_response.hit >= COUNT // 7
+    assert proxy.lose_response[0].hit >= 20
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
