@@ -17,6 +17,7 @@ from nvi_batch.defs.running import (
     batch_status_on_failure,
     fail_if_stopped,
     guarded_store,
+    open_store,
     report_metadata,
     run_step,
     scan_for,
@@ -37,7 +38,7 @@ REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
     description="The reporting period of a year, refreshed (written back with a new version) under its lock.",
 )
 def periods(context: dg.AssetExecutionContext, nvi_store: NviStoreResource) -> dg.MaterializeResult:
-    report = refresh_periods(guarded_store(nvi_store.open()), [context.partition_key])
+    report = refresh_periods(guarded_store(open_store(nvi_store)), [context.partition_key])
     metadata = {name: dg.MetadataValue.int(value) for name, value in report.counters.as_dict().items()
                 if isinstance(value, int)}
     metadata["duration_seconds"] = dg.MetadataValue.float(round(report.duration_seconds, 3))
@@ -60,9 +61,9 @@ def periods(context: dg.AssetExecutionContext, nvi_store: NviStoreResource) -> d
 def candidates(
     context: dg.AssetExecutionContext, config: RefreshCandidatesConfig, nvi_store: NviStoreResource
 ) -> dg.MaterializeResult:
-    store = nvi_store.open()
     year = context.partition_key
     with batch_status_on_failure(context):
+        store = open_store(nvi_store, config)
         report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES,
                           config)
         checked = guarded_store(store, config)

@@ -70,7 +70,7 @@ def every_item_accounted_for(report: StepReport, store, job: str, audit: YearAud
             notes.append(f"{left_the_year} candidates written by the run have since moved to another year or been "
                          "written again by others")
         metadata.update({
-            "in_year_now": audit.in_year,
+            "year_count": audit.in_year,  # now, in the range the run covered (the whole year unless resumed)
             "written_by_run_in_year": audit.written_by_run,
             "added_or_changed_by_others": audit.changed_by_others,
             "added_or_changed_examples": dg.MetadataValue.json(audit.changed_examples),

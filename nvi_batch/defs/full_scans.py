@@ -18,6 +18,7 @@ from nvi_batch.defs.running import (
     batch_status,
     batch_status_on_failure,
     fail_if_stopped,
+    open_store,
     report_metadata,
     run_step,
     tag_batch_status,
@@ -118,7 +119,7 @@ def _bounded(report: StepReport) -> StepReport:
 def refresh_segment(context: dg.OpExecutionContext, spec: dict, nvi_store: NviStoreResource) -> StepReport:
     scan, step_config = _segment(spec)
     with batch_status_on_failure(context):
-        return _bounded(run_step(context, nvi_store.open(), scan, processors.refresh, REFRESH_CANDIDATES,
+        return _bounded(run_step(context, open_store(nvi_store, step_config), scan, processors.refresh, REFRESH_CANDIDATES,
                                  step_config, tags_batch_status=False))
 
 
@@ -132,7 +133,7 @@ def migrate_segment(
 ) -> StepReport:
     scan, step_config = _segment(spec)
     with batch_status_on_failure(context):
-        return _bounded(run_migration(context, nvi_store.open(), scan, config, step_config, publications,
+        return _bounded(run_migration(context, open_store(nvi_store, step_config), scan, config, step_config, publications,
                                       tags_batch_status=False))
 
 

@@ -12,6 +12,7 @@ from nvi_batch.defs.running import (
     batch_status_on_failure,
     fail_if_stopped,
     guarded_store,
+    open_store,
     report_metadata,
     run_step,
     scan_for,
@@ -126,8 +127,8 @@ def migrate_candidates(
     publications: PublicationSourceResource,
 ):
     year = context.partition_key
-    store = nvi_store.open()
     with batch_status_on_failure(context):
+        store = open_store(nvi_store, config)
         report = run_migration(context, store, scan_for(year, config.item_ids), config, config, publications)
         metadata = {**report_metadata(report, item_count=year_count(report, store, year, config)),
                     **migration_metadata(report, config)}

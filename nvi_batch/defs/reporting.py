@@ -11,6 +11,7 @@ from nvi_batch.defs.running import (
     batch_status_on_failure,
     fail_if_stopped,
     guarded_store,
+    open_store,
     report_metadata,
     run_step,
     scan_for,
@@ -35,8 +36,8 @@ def report_approved_candidates(
     context: dg.OpExecutionContext, config: ReportApprovedCandidatesConfig, nvi_store: NviStoreResource
 ):
     year = context.partition_key
-    store = nvi_store.open()
     with batch_status_on_failure(context):
+        store = open_store(nvi_store, config)
         try:
             period = guarded_store(store, config).read_period(year)
             processor = processors.report_approved(period, dt.datetime.now(dt.timezone.utc))

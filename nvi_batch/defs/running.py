@@ -19,6 +19,7 @@ from nvi_batch.engine.resilience import (
     CircuitBreaker,
     GuardedStore,
     RetryPolicy,
+    call_resiliently,
 )
 from nvi_batch.engine.scans import IdListScan, Scan, YearScan
 from nvi_batch.engine.step import Processor, StepReport, StepSettings, run_candidate_step
@@ -72,11 +73,20 @@ def batch_status_on_failure(context: dg.OpExecutionContext):
         raise
 
 
+def _store_breaker(config) -> CircuitBreaker:
+    return CircuitBreaker("store", budget_seconds=getattr(config, "outage_budget_seconds", DEFAULT_OUTAGE_BUDGET_SECONDS))
+
+
+def open_store(resource, config=None):
+    """The resource's store, opened (its schema checked) with the same retries and outage budget as any
+    other store call: a database that is down when the run starts is waited for, not a crash."""
+    return call_resiliently(resource.open, RetryPolicy(), _store_breaker(config), until_breaker_gives_up=True)
+
+
 def guarded_store(store, config=None) -> GuardedStore:
     """The store for the calls an op makes around its step (counts, checks, periods): the same retries
     and outage budget as the step's own."""
-    budget = getattr(config, "outage_budget_seconds", DEFAULT_OUTAGE_BUDGET_SECONDS)
-    return GuardedStore(store, CircuitBreaker("store", budget_seconds=budget), RetryPolicy())
+    return GuardedStore(store, _store_breaker(config), RetryPolicy())
 
 
 def run_step(

@@ -17,6 +17,7 @@ from nvi_batch.defs.running import (
     batch_status_on_failure,
     fail_if_stopped,
     guarded_store,
+    open_store,
     report_metadata,
     run_step,
 )
@@ -59,18 +60,18 @@ def process_work_items(
     nvi_store: NviStoreResource,
     publications: PublicationSourceResource,  # for migrations' documents, reached through context.resources
 ):
-    store = nvi_store.open()
     if not config.item_ids:
         context.log.info("no work items")
         return
     if job_type(config.job) == REFRESH_PERIODS:
         with batch_status_on_failure(context):
-            _refresh_period_items(context, guarded_store(store, config), config)
+            _refresh_period_items(context, guarded_store(open_store(nvi_store, config), config), config)
         return
     factory = PROCESSOR_FACTORIES.get(job_type(config.job))
     if factory is None:
         raise dg.Failure(f"unknown job type in work items: {config.job!r}; known: {sorted(PROCESSOR_FACTORIES)}")
     with batch_status_on_failure(context):
+        store = open_store(nvi_store, config)
         processor = factory(context, guarded_store(store, config), config.job, config.partition)
         report = run_step(context, store, IdListScan(config.item_ids, config.partition), processor, config.job,
                           config)

@@ -22,7 +22,6 @@ from nvi_batch.storage.protocol import StoreUnavailable
 TRANSIENT = "transient"
 PERMANENT = "permanent"
 MESSAGE_LIMIT = 500
-REASON_LIMIT = 300
 
 _TRANSIENT_AWS_CODES = frozenset(
     {
@@ -101,7 +100,7 @@ def redact(message: str) -> str:
 def short_reason(error: BaseException) -> str:
     """What an error says, fit for a ledger or a log: a driver's exception keeps its own class and the
     first line of its reason; the statement, its parameters and any DETAIL (which can quote values of
-    the record) are dropped. Other errors keep their first line. Always bounded."""
+    the record) are dropped. Other errors keep their first line; `redact` bounds the length."""
     if isinstance(error, sa_exc.StatementError):
         orig = error.orig
         text = f"{type(orig).__name__}: {str(orig).strip()}" if orig is not None else type(error).__name__
@@ -110,8 +109,7 @@ def short_reason(error: BaseException) -> str:
         text = f"{details.get('Code', 'ClientError')} ({error.operation_name}): {details.get('Message', '')}"
     else:
         text = str(error).strip() or type(error).__name__
-    first_line = text.splitlines()[0] if text else type(error).__name__
-    return first_line if len(first_line) <= REASON_LIMIT else first_line[: REASON_LIMIT - 1] + "…"
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def classify(error: BaseException) -> Classified:
