@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export NVI_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: install demo test test-fast ui lint postgres browser benchmark clean
+.PHONY: install demo test test-fast ui prod-local lint postgres browser benchmark clean
 
 $(BIN)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ test: install postgres browser
 test-fast: install
 	$(BIN)/python -m pytest -q -x -m "not slow and not browser and not aws and not postgres"
 
+# The production topology on this machine, everything on 127.0.0.1: the instance on PostgreSQL
+# (deploy/dagster.yaml), a gRPC code server, dagster-webserver and dagster-daemon as ECS tasks of
+# deploy/'s definitions, DynamoDB / S3 / ECS / Batch on moto with a stand-in agent. Ctrl-C stops it.
+prod-local: install postgres
+	$(BIN)/python -m nvi_batch_tests.topology.prod_local
+
 lint: install
 	$(BIN)/ruff check nvi_batch nvi_batch_tests benchmarks
 
@@ -48,4 +54,4 @@ benchmark: install
 	$(BIN)/python benchmarks/refresh_throughput.py
 
 clean:
-	rm -rf $(VENV) .dagster_home data test-artifacts *.egg-info
+	rm -rf $(VENV) .dagster_home data test-artifacts .prod-local *.egg-info

@@ -1,13 +1,21 @@
-"""Peak memory of building one year's report, at 10,000 and 100,000 candidates.
+"""Peak memory of building one year's reports, at 10,000 and 100,000 candidates.
 
-    .venv/bin/python benchmarks/report_memory.py [--sizes 10000 100000]
+    .venv/bin/python benchmarks/report_memory.py [--sizes 10000 100000] [--report year|institution]
 
 For each size, one reporting year of that many candidates is seeded into a fresh SQLite file (in a
-process of its own). The report is then built exactly as the asset builds it (stream the year a page
-at a time, aggregate, spool the publication-points rows, publish CSV and Parquet through the local
-report IO manager) in two fresh processes: one measures wall time and the growth of ru_maxrss over
-the build, the other the tracemalloc peak of Python allocations during the build. The report holds
-one tally per institution, so the peak should not grow with the number of candidates.
+process of its own), with each candidate's publication document in a local folder laid out like
+the bucket. The report is then built exactly as its asset builds it, in two fresh processes: one
+measures wall time and the growth of ru_maxrss over the build, the other the tracemalloc peak of
+Python allocations during the build.
+
+- `year` (year_reports): stream the year a page at a time, aggregate, spool the publication-points
+  rows, publish CSV and Parquet through the local report IO manager.
+- `institution` (author_shares_report, institution_report, publication_points_report): stream the
+  year a page at a time, read each page's documents a batch at a time, write the all-institutions
+  CSV and XLSX row by row, spool rows per institution, write each institution's files, publish
+  them all to a local folder.
+
+Both hold one tally per institution, so the peak should not grow with the number of candidates.
 """
 
 import argparse
@@ -24,12 +32,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nvi_batch.defs.institution_reports import publish  # noqa: E402
 from nvi_batch.defs.reports import LocalReportIOManager, stream_year_report  # noqa: E402
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods  # noqa: E402
+from nvi_batch.domain.institution_reports import DbhMapping  # noqa: E402
+from nvi_batch.engine.institution_reports import build_institution_reports  # noqa: E402
+from nvi_batch.storage.publications import LocalPublicationSource, write_documents  # noqa: E402
+from nvi_batch.storage.report_files import LocalReportFiles  # noqa: E402
 from nvi_batch.storage.sql import SqlStore  # noqa: E402
 
 YEAR = "2024"
 SEED_BATCH = 5000
+
+
+def documents_folder(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///")).with_suffix(".publications")
 
 
 def seed(url: str, size: int) -> None:
@@ -37,11 +54,13 @@ def seed(url: str, size: int) -> None:
     store.create_schema()
     store.put_periods(demo_periods())
     candidates = demo_candidates(size, seed=7, shape=DemoShape(years=(YEAR,)))
+    documents = LocalPublicationSource(documents_folder(url))
     while batch := list(itertools.islice(candidates, SEED_BATCH)):
         store.put_candidates(batch)
+        write_documents(documents, batch)
 
 
-def build(url: str, out: Path) -> int:
+def build_year_report(url: str, out: Path) -> int:
     store = SqlStore(url)
     report = stream_year_report(store, YEAR, dt.datetime.now(dt.timezone.utc), Path(tempfile.mkdtemp()))
     LocalReportIOManager(base_dir=str(out)).publish(report)
@@ -49,12 +68,25 @@ def build(url: str, out: Path) -> int:
     return report.publication_points_rows
 
 
-def measure(url: str, out: Path, trace: bool) -> dict:
+def build_institution_report(url: str, out: Path) -> int:
+    store = SqlStore(url)
+    with tempfile.TemporaryDirectory(prefix="nvi-bench-staging-") as staging:
+        result = build_institution_reports(store, LocalPublicationSource(documents_folder(url)), YEAR,
+                                           dt.datetime.now(dt.timezone.utc), DbhMapping(), Path(staging))
+        publish(LocalReportFiles(out), YEAR, result)
+    assert result.candidates_read == store.count_year(YEAR) and result.documents_unusable_count == 0
+    return sum(tally.rows for tally in result.tallies.values())
+
+
+BUILDS = {"year": build_year_report, "institution": build_institution_report}
+
+
+def measure(url: str, out: Path, trace: bool, report: str) -> dict:
     before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if trace:
         tracemalloc.start()
     started = time.perf_counter()
-    rows = build(url, out)
+    rows = BUILDS[report](url, out)
     seconds = time.perf_counter() - started
     result = {"rows": rows, "seconds": round(seconds, 2)}
     if trace:
@@ -73,6 +105,7 @@ def run(*args: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--report", choices=sorted(BUILDS), default="year")
     parser.add_argument("--seed", nargs=2, metavar=("URL", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--measure", nargs=2, metavar=("URL", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
@@ -81,7 +114,7 @@ def main() -> None:
         seed(args.seed[0], int(args.seed[1]))
         return
     if args.measure:
-        print(json.dumps(measure(args.measure[0], Path(args.measure[1]), args.trace)))
+        print(json.dumps(measure(args.measure[0], Path(args.measure[1]), args.trace, args.report)))
         return
 
     results = {}
@@ -90,10 +123,12 @@ def main() -> None:
             url = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite'}"
             print(f"seeding {size:,} candidates of {YEAR} ...", flush=True)
             run("--seed", url, str(size))
-            plain = json.loads(run("--measure", url, str(Path(tmp) / f"plain-{size}")))
-            traced = json.loads(run("--measure", url, str(Path(tmp) / f"traced-{size}"), "--trace"))
+            plain = json.loads(run("--measure", url, str(Path(tmp) / f"plain-{size}"), "--report", args.report))
+            print(f"  built in {plain['seconds']:.0f}s; again under tracemalloc ...", flush=True)
+            traced = json.loads(run("--measure", url, str(Path(tmp) / f"traced-{size}"), "--trace",
+                                    "--report", args.report))
             results[size] = {**plain, "tracemalloc_peak_mb": traced["tracemalloc_peak_mb"]}
-    print()
+    print(f"\n{args.report} reports")
     print(f"{'candidates':>11} {'rows':>8} {'seconds':>8} {'tracemalloc peak':>17} {'ru_maxrss':>10} "
           f"{'growth in build':>16}")
     for size, r in results.items():

@@ -12,10 +12,11 @@ from collections.abc import Iterable, Iterator
 
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.demo_data import demo_candidates, demo_periods
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.sql import SqlStore
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
-COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops"]
+COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops", "nvi_batch.cli_serve", "nvi_batch.cli_reports"]
 
 SEED_BATCH = 2000
 DEMO_CANDIDATES = 3000
@@ -29,7 +30,11 @@ class CliError(Exception):
 def open_store(args):
     """The deployment's store: the DynamoDB table with NVI_DEPLOYMENT=production (never created here),
     else SQL by --database-url / NVI_DATABASE_URL, else the embedded SQLite default."""
-    if os.environ.get("NVI_DEPLOYMENT") == "production" and not args.database_url:
+    try:
+        deployment = DEPLOYMENT.read()
+    except SettingInvalid as problem:
+        raise CliError(str(problem)) from None
+    if deployment == "production" and not args.database_url:
         from nvi_batch.defs.resources import resources_for_deployment
 
         return resources_for_deployment("production")["nvi_store"].process_config_and_initialize().open()
@@ -65,6 +70,8 @@ def seed_store(store: SqlStore, count: int, seed: int) -> None:
         store.put_candidates(batch)
         done += len(batch)
         _progress(done, count, started)
+    if isinstance(store, SqlStore):  # PostgreSQL plans keyset pages from statistics: give it some now
+        store.refresh_statistics()
 
 
 def seed_publications(data_dir: str, count: int, seed: int) -> None:
@@ -128,11 +135,21 @@ def cmd_demo(args) -> int:
                 instance=instance, partition_key=year, raise_on_error=False
             )
             report = next(iter(report_run.asset_materializations_for_node("year_reports")), None)
+            print(f"building the author-shares, institution and publication-points reports of {year}")
+            from nvi_batch.cli_reports import write_demo_dbh_mapping
+
+            write_demo_dbh_mapping(args.data_dir)
+            institution_run = defs.resolve_job_def("institution_reports_job").execute_in_process(
+                instance=instance, partition_key=year, raise_on_error=False
+            )
     if not result.success or materialization is None:
         print(f"the refresh run {result.run_id} failed; see `make ui` for its logs", file=sys.stderr)
         return 1
     if not report_run.success or report is None:
         print(f"the report run {report_run.run_id} failed; see `make ui` for its logs", file=sys.stderr)
+        return 1
+    if not institution_run.success:
+        print(f"the institution reports run {institution_run.run_id} failed; see `make ui` for its logs", file=sys.stderr)
         return 1
     meta = {key: value.value for key, value in materialization.metadata.items()}
     print()
@@ -148,9 +165,23 @@ def cmd_demo(args) -> int:
           f"{report_meta['valid_points']:.4f} valid points, in {report_meta['report_location']}")
     print("  " + report_meta["files"].replace("`", "").replace("\n", "\n  "))
     print()
+    from nvi_batch.cli_reports import print_demo_reports
+
+    print_demo_reports(institution_run, year)
+    print()
     print(f"data:      {store.describe()}")
     print(f"instance:  {os.environ['DAGSTER_HOME']}")
     print("open the UI with `make ui` (dagster dev on http://127.0.0.1:3000)")
+    return 0
+
+
+def cmd_table_definition(args) -> int:
+    """Print a table's CreateTable arguments for `aws dynamodb create-table --cli-input-json` (deploy/)."""
+    import json
+
+    from nvi_batch.storage.dynamodb import ledger_table_definition
+
+    print(json.dumps(ledger_table_definition(args.name), indent=2))
     return 0
 
 
@@ -171,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="seed if empty, refresh one year through Dagster, print a summary")
     demo.add_argument("--year", default=DEMO_YEAR)
     demo.set_defaults(handler=cmd_demo)
+
+    definition = commands.add_parser(
+        "table-definition", help="print the CreateTable JSON of nvi_batch's own DynamoDB table (deploy/README.md)"
+    )
+    definition.add_argument("table", choices=["ledger"], help="ledger: failure ledger, checkpoints and settings")
+    definition.add_argument("name", help="the table's name (NVI_LEDGER_TABLE_NAME)")
+    definition.set_defaults(handler=cmd_table_definition)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(commands)

@@ -12,6 +12,8 @@ from nvi_batch.storage.protocol import LedgerStatus
 
 PARTITION_TAG = "dagster/partition"
 BATCH_STATUS_TAG = "nvi/batch_status"
+MAX_REASON_CHARS = 200
+MAX_URL_CHARS = 2000
 
 
 def cmd_failures(args) -> int:
@@ -31,14 +33,26 @@ def cmd_failures(args) -> int:
 
 
 def cmd_redrive(args) -> int:
+    """Checked as `redrive_dead_letters_job` checks its config: the job, the year and every id."""
+    from pydantic import ValidationError
+
+    from nvi_batch.defs.config import config_problems
+    from nvi_batch.defs.operations import RedriveConfig
+
+    ids = [i.strip() for i in args.ids.split(",")] if args.ids is not None else None
+    try:
+        RedriveConfig(job=args.job, year=args.year, item_ids=ids)
+    except ValidationError as invalid:
+        raise CliError("redrive refused:\n" + config_problems(invalid).replace("item_ids", "--ids")) from None
     store = open_store(args)
-    ids = [i.strip() for i in args.ids.split(",")] if args.ids else None
     count = store.redrive(args.job, args.year, ids)
     print(f"redrove {count} dead items of {args.job}; redrive_sensor launches their runs")
     return 0
 
 
 def cmd_pause(args) -> int:
+    if len(args.reason) > MAX_REASON_CHARS:
+        raise CliError(f"--reason: at most {MAX_REASON_CHARS} characters, got {len(args.reason)}")
     store = open_store(args)
     store.set_setting(PAUSED_SETTING, f"{args.reason} (by {getpass.getuser()})")
     print("processing paused: running jobs stop at their next chunk boundary; sensors and schedules "
@@ -60,8 +74,8 @@ def cmd_alerts(args) -> int:
         store.set_setting(ALERT_WEBHOOK_SETTING, None)
         print("alert webhook cleared (NVI_ALERT_WEBHOOK_URL applies, if set)")
     elif args.webhook:
-        if not args.webhook.startswith(("http://", "https://")):
-            raise CliError("--webhook: must be an http:// or https:// URL")
+        if not args.webhook.startswith(("http://", "https://")) or len(args.webhook) > MAX_URL_CHARS:
+            raise CliError(f"--webhook: must be an http:// or https:// URL of at most {MAX_URL_CHARS} characters")
         store.set_setting(ALERT_WEBHOOK_SETTING, args.webhook)
         print("alert webhook set; the alert sensor uses it from its next tick")
     else:

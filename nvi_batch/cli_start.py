@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nvi_batch.cli import CliError, open_store
-from nvi_batch.domain.migrations import UnknownMigration, get_migration
+from nvi_batch.domain.bounded import echo
+from nvi_batch.domain.migrations import MIGRATIONS
 from nvi_batch.domain.payloads import (
+    MAX_PAYLOAD_BYTES,
     MIGRATE_CANDIDATES,
     REFRESH_CANDIDATES,
     REFRESH_PERIODS,
@@ -28,7 +30,7 @@ from nvi_batch.domain.payloads import (
     StartRequest,
     parse_payload,
 )
-from nvi_batch.engine.control import pause_reason, processing_enabled_by_env
+from nvi_batch.engine.control import env_stop_reason, pause_reason
 
 MODULE_NAME = "nvi_batch.definitions"
 LOCATION_NAME = "nvi_batch"
@@ -130,12 +132,43 @@ def _workspace(instance) -> Iterator:
         yield workspace
 
 
+def run_config_models() -> dict[str, dict[str, type]]:
+    """The config model of each op a planned run configures, per job: the ranges Dagster's schema lacks."""
+    from nvi_batch.defs.config import RefreshCandidatesConfig
+    from nvi_batch.defs.full_scans import FullScanConfig
+    from nvi_batch.defs.migrations import MigrateCandidatesConfig, MigrationOptions
+    from nvi_batch.defs.reporting import ReportApprovedCandidatesConfig
+
+    return {
+        "refresh_candidates_job": {"candidates": RefreshCandidatesConfig},
+        "migrate_candidates_job": {"migrate_candidates": MigrateCandidatesConfig},
+        "report_approved_candidates_job": {"report_approved_candidates": ReportApprovedCandidatesConfig},
+        "refresh_all_candidates_job": {"plan_segments": FullScanConfig},
+        "migrate_all_candidates_job": {"plan_segments": FullScanConfig, "migrate_segment": MigrationOptions},
+        "refresh_periods_job": {},
+    }
+
+
+def check_run_configs(plan: Plan) -> None:
+    """Every planned run's config by its models, before anything is created."""
+    from nvi_batch.defs.config import op_config_problems
+
+    models = run_config_models()
+    for planned in plan.runs:
+        problems = op_config_problems(planned.run_config, models[planned.job_name])
+        if problems:
+            raise CliError(f"{planned.job_name}: run config refused:\n{problems}")
+
+
 def submit_runs(instance, plan: Plan, tags: dict[str, str]) -> list:
-    """Check every run's config against its job first, then create and submit them all."""
+    """Check every run against its job first; then add the years as partitions, create and submit them all."""
     from dagster._core.definitions.selector import JobSubsetSelector
     from dagster._core.errors import DagsterInvalidConfigError
     from dagster._core.storage.tags import PARTITION_NAME_TAG
 
+    from nvi_batch.defs.partitions import add_reporting_years
+
+    check_run_configs(plan)
     with _workspace(instance) as workspace:
         location = workspace.get_code_location(LOCATION_NAME)
         repository = next(iter(location.get_repositories().values()))
@@ -151,6 +184,7 @@ def submit_runs(instance, plan: Plan, tags: dict[str, str]) -> list:
             except DagsterInvalidConfigError as error:
                 raise CliError(f"{planned.job_name}: run config refused: {error}") from None
             prepared.append((planned, remote_job, execution_plan.execution_plan_snapshot))
+        add_reporting_years(instance, sorted({run.partition for run in plan.runs if run.partition}))
         runs = []
         for planned, remote_job, snapshot in prepared:
             run_tags = {**remote_job.tags, **tags}
@@ -168,34 +202,32 @@ def submit_runs(instance, plan: Plan, tags: dict[str, str]) -> list:
         return runs
 
 
-def _payload_text(args) -> str:
+def _payload_text(args) -> str | bytes:
+    """The payload as given; a file is read only up to one byte past the size a payload may have."""
     if (args.payload is None) == (args.file is None):
         raise CliError("give the payload either as an argument or with --file PATH (exactly one)")
     if args.file is None:
         return args.payload
     try:
-        with open(args.file, encoding="utf-8") as handle:
-            return handle.read()
+        with open(args.file, "rb") as handle:
+            return handle.read(MAX_PAYLOAD_BYTES + 1)
     except OSError as error:
-        raise CliError(f"--file: cannot read {args.file}: {error.strerror}") from None
+        raise CliError(f"--file: cannot read {echo(args.file)}: {error.strerror}") from None
 
 
 def cmd_start(args) -> int:
     import dagster as dg
 
-    from nvi_batch.defs.partitions import add_reporting_years
-
-    if not processing_enabled_by_env():
-        raise CliError("PROCESSING_ENABLED=false: processing is disabled, refusing to start new batch jobs")
+    if reason := env_stop_reason():
+        raise CliError(f"{reason}: processing is disabled, refusing to start new batch jobs")
     try:
         request = parse_payload(_payload_text(args))
     except PayloadInvalid as error:
         raise CliError("the payload was refused:\n" + "\n".join(f"  - {problem}" for problem in error.errors)) from None
     if request.job_type == MIGRATE_CANDIDATES:
-        try:
-            get_migration(args.migration)
-        except UnknownMigration as error:
-            raise CliError(f"--migration: {error}") from None
+        if args.migration not in MIGRATIONS:
+            raise CliError(f"--migration: unknown migration {echo(args.migration)}; known migrations: "
+                           f"{', '.join(sorted(MIGRATIONS))}")
     if not os.environ.get("DAGSTER_HOME"):
         raise CliError("DAGSTER_HOME is not set: runs must be created on the instance the daemon and the UI use")
     store = open_store(args)
@@ -211,7 +243,6 @@ def cmd_start(args) -> int:
     request_id = uuid.uuid4().hex[:12]
     tags = {JOB_TYPE_TAG: request.job_type, REQUEST_TAG: request_id}
     with dg.DagsterInstance.get() as instance:
-        add_reporting_years(instance, sorted({run.partition for run in plan.runs if run.partition}))
         runs = submit_runs(instance, plan, tags)
     print(f"{request.job_type} (request {request_id}): {len(runs)} run(s)")
     for run in runs:

@@ -7,7 +7,8 @@ chunks over 290,000 records to AWS Batch instead of Lambda. Dagster ships no lau
 this one wraps the others and picks one per run.
 """
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import boto3
@@ -46,8 +47,9 @@ BATCH_ACTIVE_STATUSES = frozenset({"SUBMITTED", "PENDING", "RUNNABLE", "STARTING
 class BatchRunLauncher(RunLauncher, ConfigurableClass):
     """Starts each run as an AWS Batch job running the same run-worker command as the other launchers.
 
-    The job definition (image, vCPUs, memory, role) lives in AWS; this launcher only overrides the
-    command, so the job runs `dagster api execute_run` for exactly this run.
+    The job definition (image, vCPUs, memory, role, environment, secrets) lives in AWS; this launcher
+    overrides the command, so the job runs `dagster api execute_run` for exactly this run, and adds the
+    environment it is given (the routing launcher's `env_vars`) to the definition's.
     """
 
     def __init__(
@@ -56,12 +58,14 @@ class BatchRunLauncher(RunLauncher, ConfigurableClass):
         job_definition: str,
         region_name: str | None = None,
         endpoint_url: str | None = None,
+        environment: Sequence[Mapping[str, str]] = (),
         inst_data: ConfigurableClassData | None = None,
     ):
         super().__init__()
         self._inst_data = inst_data
         self.job_queue = job_queue
         self.job_definition = job_definition
+        self.environment = list(environment)
         self._batch = boto3.client(
             "batch",
             region_name=region_name,
@@ -114,7 +118,7 @@ class BatchRunLauncher(RunLauncher, ConfigurableClass):
             jobName=f"dagster-run-{run.run_id}",
             jobQueue=self.job_queue,
             jobDefinition=self.job_definition,
-            containerOverrides={"command": list(args.get_command_args())},
+            containerOverrides={"command": list(args.get_command_args()), "environment": self.environment},
             tags={"dagster/run_id": run.run_id, "dagster/job_name": run.job_name},
             propagateTags=True,
         )
@@ -158,6 +162,23 @@ class BatchRunLauncher(RunLauncher, ConfigurableClass):
         )
 
 
+class EnvironmentPassingEcsRunLauncher(EcsRunLauncher):
+    """dagster-aws's ECS run launcher, adding the environment it is given to the run's container.
+
+    With a registered task definition dagster-aws overrides only the command (its `env_vars` go into
+    task definitions it registers itself), so the environment is added as a container override here.
+    """
+
+    def __init__(self, environment: Sequence[Mapping[str, str]] = (), **config: Any):
+        super().__init__(**config)
+        self.environment = list(environment)
+
+    def _get_container_overrides(self, run: DagsterRun) -> Mapping[str, Any]:
+        overrides = dict(super()._get_container_overrides(run))
+        overrides["environment"] = [*self.environment, *overrides.get("environment", [])]
+        return overrides
+
+
 class RoutingRunLauncher(RunLauncher, ConfigurableClass):
     """Picks, for every run, the local launcher or the configured heavy one (ECS or AWS Batch).
 
@@ -166,6 +187,10 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
     `heavy_item_threshold` items. Everything else starts locally. The choice and the reason are
     written on the run as tags and as an engine event; terminate, health checks and resume follow
     the tag to the launcher that started the run.
+
+    A heavy worker (and each ECS task of a full scan's segments) starts with its task or job
+    definition's environment plus `env_vars`, taken from this process: the instance's own settings, so
+    that the worker reads the instance config with the values the daemon read it with.
     """
 
     def __init__(
@@ -174,6 +199,7 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
         heavy_item_threshold: int = DEFAULT_HEAVY_ITEM_THRESHOLD,
         ecs: Mapping[str, Any] | None = None,
         batch: Mapping[str, Any] | None = None,
+        env_vars: Sequence[str] = (),
         inst_data: ConfigurableClassData | None = None,
     ):
         super().__init__()
@@ -190,6 +216,8 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
             raise _config_error(heavy_target, f"is missing, but heavy_target is {heavy_target!r}")
         self.heavy_target = heavy_target
         self.heavy_item_threshold = heavy_item_threshold
+        self.env_vars = list(env_vars)
+        environment = self.worker_environment()
 
         # Only configured heavy launchers are built: EcsRunLauncher calls AWS in its constructor.
         self._launchers: dict[str, RunLauncher] = {LOCAL: dg.DefaultRunLauncher()}
@@ -200,9 +228,9 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
                 "ecs/cpu": ecs_config.pop("cpu"),
                 "ecs/memory": ecs_config.pop("memory"),
             }
-            self._launchers[ECS] = EcsRunLauncher(**ecs_config)
+            self._launchers[ECS] = EnvironmentPassingEcsRunLauncher(environment=environment, **ecs_config)
         if batch is not None:
-            self._launchers[BATCH] = BatchRunLauncher(**batch)
+            self._launchers[BATCH] = BatchRunLauncher(environment=environment, **batch)
 
     @property
     def inst_data(self) -> ConfigurableClassData | None:
@@ -234,6 +262,15 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
                 is_required=False,
                 description="Where heavy runs go in AWS Batch.",
             ),
+            "env_vars": dg.Field(
+                [str],
+                default_value=[],
+                description=(
+                    "Variables heavy workers get on top of their definition's environment: `NAME` takes"
+                    " the value this process has, `NAME=value` sets one. Never a secret: overrides are"
+                    " visible to whoever may describe the task or job."
+                ),
+            ),
         }
 
     @classmethod
@@ -241,6 +278,28 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
         cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
     ) -> "RoutingRunLauncher":
         return cls(inst_data=inst_data, **config_value)
+
+    def worker_environment(self) -> list[dict[str, str]]:
+        """`env_vars` as ECS and Batch take an environment; a `NAME` this process lacks is refused."""
+        environment = []
+        for entry in self.env_vars:
+            name, has_value, value = entry.partition("=")
+            if not has_value:
+                if name not in os.environ:
+                    raise _config_error("env_vars", f"names {name}, which is not set in this process")
+                value = os.environ[name]
+            environment.append({"name": name, "value": value})
+        return environment
+
+    @property
+    def ecs_launcher(self) -> EcsRunLauncher:
+        """The ECS launcher heavy runs and full-scan segments start their tasks with."""
+        launcher = self._launchers.get(ECS)
+        if not isinstance(launcher, EcsRunLauncher):
+            raise dg.DagsterInvariantViolationError(
+                f"{type(self).__name__} has no `ecs` section: no ECS task can be started."
+            )
+        return launcher
 
     def register_instance(self, instance: dg.DagsterInstance) -> None:
         super().register_instance(instance)

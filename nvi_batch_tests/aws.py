@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -54,6 +58,34 @@ def moto_server() -> Iterator[str]:
             yield f"http://{host}:{port}"
         finally:
             server.stop()
+
+
+@contextlib.contextmanager
+def moto_server_process() -> Iterator[str]:
+    """moto in a process of its own on a free local port: for long, heavy test bodies, whose client and
+    server then run side by side instead of sharing one interpreter. Yields its endpoint URL."""
+    port = free_port()
+    with fake_aws_credentials():
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto did not start on port {port} (exit code {server.poll()})")
+                time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=2)
+            except subprocess.TimeoutExpired:  # werkzeug may wait on idle keep-alive connections
+                server.kill()
+                server.wait()
 
 
 @contextlib.contextmanager

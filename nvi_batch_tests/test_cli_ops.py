@@ -11,6 +11,7 @@ from nvi_batch.defs.resources import SqlStoreResource
 from nvi_batch.engine.control import PAUSED_SETTING
 from nvi_batch.storage.protocol import FailureEvent
 from nvi_batch.storage.sql import SqlStore
+from nvi_batch_tests.snapshots import store_contents
 
 
 @pytest.fixture
@@ -113,3 +114,40 @@ def test_in_production_the_operator_commands_work_on_the_dynamodb_table(moto_end
         assert code == 0 and "7a1f4b7e-2c1e-4c1a-9a43-0d6c5b1f9e01" in out and "not a year" in out
         assert cli(capsys, "pause", "--reason", "deploy")[0] == 0
         assert table.get_setting(PAUSED_SETTING).startswith("deploy")
+
+
+CANDIDATE = "7a1f4b7e-2c1e-4c1a-9a43-0d6c5b1f9e01"
+
+
+@pytest.fixture(scope="module")
+def operated_store(tmp_path_factory):
+    store = SqlStore(f"sqlite:///{tmp_path_factory.mktemp('operated') / 'nvi.sqlite'}")
+    store.create_schema()
+    seed_store(store, 20, seed=2)
+    store.record_failures([FailureEvent("REFRESH_CANDIDATES", CANDIDATE, "2024", "permanent", "MalformedRecord",
+                                        "approvals", "run-1", "2026-01-01T00:00:00.000Z")] * 3, lambda attempts: 0)
+    yield store
+    store.dispose()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["redrive", "--job", "REFRESH_CANDIDATES", "--ids", f"{CANDIDATE},{CANDIDATE[:-1]}\x00"],
+         "--ids: Value error, 1 are neither a candidate identifier"),
+        (["redrive", "--job", "REFRESH_CANDIDATES", "--ids", "x" * 100_000], "--ids: Value error, 1 are neither"),
+        (["redrive", "--job", "REFRESH_CANDIDATES", "--ids", ""], "--ids: Value error, 1 are neither"),
+        (["redrive", "--job", "REFRESH_CANDIDATES", "--year", "2024\n"], "year: String should match pattern"),
+        (["redrive", "--job", "DROP TABLE nvi_failures"], 'job: Value error, unknown job "DROP TABLE nvi_failures"'),
+        (["pause", "--reason", "r" * 201], "--reason: at most 200 characters, got 201"),
+        (["alerts", "--webhook", "https://" + "h" * 3000], "--webhook: must be an http:// or https:// URL of at most"),
+    ],
+    ids=["NUL in an id", "a 100,000-character id", "an empty id", "a year with a newline", "an unknown job",
+         "a long reason", "a long webhook"],
+)
+def test_bad_operator_input_is_refused_by_name_and_changes_nothing(operated_store, capsys, args, message):
+    before = store_contents(operated_store)
+    code, out = cli(capsys, "--database-url", operated_store.url, *args)
+    assert code == 2 and message in out, out
+    assert "\x00" not in out and len(out) < 1500 and "Traceback" not in out
+    assert store_contents(operated_store) == before

@@ -18,6 +18,7 @@ from nvi_batch.defs.running import (
     fail_if_stopped,
     guarded_store,
     open_store,
+    refuse_items_outside_year,
     report_metadata,
     run_step,
     scan_for,
@@ -64,9 +65,10 @@ def candidates(
     year = context.partition_key
     with batch_status_on_failure(context):
         store = open_store(nvi_store, config)
+        checked = guarded_store(store, config)
+        refuse_items_outside_year(checked, year, config.item_ids)
         report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES,
                           config)
-        checked = guarded_store(store, config)
         audit = None if report.stopped or config.item_ids else audit_year(checked, report, year)
         whole_year = audit is not None and report.resumed_from is None and report.scan_finished
         item_count = audit.in_year if whole_year else year_count(report, store, year, config)
@@ -82,19 +84,29 @@ def candidates(
     return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
+def with_own_checks(asset: dg.AssetsDefinition) -> dg.AssetSelection:
+    """The asset and the checks its own op evaluates, without checks defined elsewhere on it: the
+    whole-store freshness checks run from their own sensor, not as a step of every year's run. Being
+    one step, such a job runs in the run's own process (the in-process executor): a step process of
+    its own would load the definitions a second time."""
+    return dg.AssetSelection.assets(asset).without_checks() | dg.AssetSelection.checks(*asset.check_keys)
+
+
 refresh_candidates_job = dg.define_asset_job(
     "refresh_candidates_job",
-    selection=[candidates],
+    selection=with_own_checks(candidates),
     partitions_def=reporting_year_partitions,
     description="REFRESH_CANDIDATES for one reporting year.",
+    executor_def=dg.in_process_executor,
     tags={"nvi/job": REFRESH_CANDIDATES},
 )
 
 refresh_periods_job = dg.define_asset_job(
     "refresh_periods_job",
-    selection=[periods],
+    selection=with_own_checks(periods),
     partitions_def=reporting_year_partitions,
     description="REFRESH_PERIODS for one reporting year.",
+    executor_def=dg.in_process_executor,
     tags={"nvi/job": "REFRESH_PERIODS"},
 )
 

@@ -2,17 +2,28 @@
 
 These reach rows the year index cannot see (old rows without `periodYear`). One run fans out over
 `max_parallel_segments` disjoint segments of the table with dynamic outputs, each segment a step of
-its own process on the multiprocess executor (`execution.config.max_concurrent`, default 10, caps how
-many run at once), and a last op adds up the segments' counters.
+its own: a process on this machine locally, an ECS task of its own in production (the deployment picks
+the executor, see `resources.py`; `execution.config.max_concurrent`, default 10, caps how many run at
+once), and a last op adds up the segments' counters.
 """
 
 import dagster as dg
 from pydantic import Field
 
 from nvi_batch.defs.candidates import REFRESH_CANDIDATES
-from nvi_batch.defs.config import MAX_OUTAGE_BUDGET_SECONDS, StepConfig
+from nvi_batch.defs.config import (
+    MAX_OUTAGE_BUDGET_SECONDS,
+    MAX_RUNTIME_SECONDS,
+    StepConfig,
+    checked_run_config,
+)
 from nvi_batch.defs.migrations import MigrationOptions, run_migration
-from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
+from nvi_batch.defs.resources import (
+    SEGMENT_IO_MANAGER_KEY,
+    NviStoreResource,
+    PublicationSourceResource,
+    segment_executor_for_deployment,
+)
 from nvi_batch.defs.running import (
     BatchStatus,
     batch_status,
@@ -23,6 +34,7 @@ from nvi_batch.defs.running import (
     run_step,
     tag_batch_status,
 )
+from nvi_batch.domain.payloads import MAX_ITEMS, MAX_PARALLEL_SEGMENTS
 from nvi_batch.engine import processors
 from nvi_batch.engine.counters import StepCounters
 from nvi_batch.engine.resilience import DEFAULT_OUTAGE_BUDGET_SECONDS
@@ -30,7 +42,7 @@ from nvi_batch.engine.scans import SegmentScan
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE, StepReport
 
 DEFAULT_SEGMENTS = 10
-MAX_SEGMENTS = 100
+MAX_SEGMENTS = MAX_PARALLEL_SEGMENTS
 FAILURES_KEPT_PER_SEGMENT = 20
 
 
@@ -40,34 +52,22 @@ class FullScanConfig(dg.Config):
         description="Disjoint segments of the table, each processed by a step of its own (maxParallelSegments).",
     )
     max_items: int | None = Field(
-        default=None, ge=1, description="Stop after this many items in all, split evenly across segments (maxItems)."
+        default=None, ge=1, le=MAX_ITEMS,
+        description="Stop after this many items in all, split evenly across segments (maxItems).",
     )
     max_batch_size: int = Field(
         default=DEFAULT_BATCH_SIZE, ge=1, le=DEFAULT_BATCH_SIZE,
         description="Items per chunk and transaction; can only lower the default of 700 (maxBatchSize).",
     )
     max_runtime_seconds: float | None = Field(
-        default=None, gt=0, description="Each segment stops at the first chunk boundary after this many seconds."
+        default=None, gt=0, le=MAX_RUNTIME_SECONDS,
+        description="Each segment stops at the first chunk boundary after this many seconds (at most a day).",
     )
     force: bool = Field(default=False, description="Ignore the segments' checkpoints and start over.")
     outage_budget_seconds: float = Field(
         default=DEFAULT_OUTAGE_BUDGET_SECONDS, ge=0, le=MAX_OUTAGE_BUDGET_SECONDS,
         description="How long each segment waits out an outage of the store before it stops cleanly.",
     )
-
-
-@dg.configured(
-    dg.multiprocess_executor,
-    config_schema={
-        "max_concurrent": dg.Field(
-            int, default_value=DEFAULT_SEGMENTS, description="How many segment steps may run at once."
-        )
-    },
-)
-def segment_processes(config: dict) -> dict:
-    """Each step in a process of its own, forked from a server that imported the code location's module
-    once: spawning would import it anew for every segment, seconds each."""
-    return {"max_concurrent": config["max_concurrent"], "start_method": {"forkserver": {}}}
 
 
 def split_budget(max_items: int | None, segments: int) -> list[int | None]:
@@ -80,7 +80,10 @@ def split_budget(max_items: int | None, segments: int) -> list[int | None]:
     return [share + (1 if segment < remainder else 0) for segment in range(segments)]
 
 
-@dg.op(out=dg.DynamicOut(dict), description="One dynamic output per segment, with its share of max_items.")
+@dg.op(
+    out=dg.DynamicOut(dict, io_manager_key=SEGMENT_IO_MANAGER_KEY),
+    description="One dynamic output per segment, with its share of max_items.",
+)
 def plan_segments(context: dg.OpExecutionContext, config: FullScanConfig):
     tag_batch_status(context, BatchStatus.PROCESSING)  # the segments leave the tag to this op and the last
     segments = config.max_parallel_segments
@@ -115,15 +118,21 @@ def _bounded(report: StepReport) -> StepReport:
     return report
 
 
-@dg.op(description="REFRESH_CANDIDATES over one segment of the table.")
+@dg.op(
+    out=dg.Out(io_manager_key=SEGMENT_IO_MANAGER_KEY), description="REFRESH_CANDIDATES over one segment of the table."
+)
 def refresh_segment(context: dg.OpExecutionContext, spec: dict, nvi_store: NviStoreResource) -> StepReport:
     scan, step_config = _segment(spec)
     with batch_status_on_failure(context):
-        return _bounded(run_step(context, open_store(nvi_store, step_config), scan, processors.refresh, REFRESH_CANDIDATES,
-                                 step_config, tags_batch_status=False))
+        store = open_store(nvi_store, step_config)
+        return _bounded(run_step(context, store, scan, processors.refresh, REFRESH_CANDIDATES, step_config,
+                                 tags_batch_status=False))
 
 
-@dg.op(description="MIGRATE_CANDIDATES (one named migration) over one segment of the table.")
+@dg.op(
+    out=dg.Out(io_manager_key=SEGMENT_IO_MANAGER_KEY),
+    description="MIGRATE_CANDIDATES (one named migration) over one segment of the table.",
+)
 def migrate_segment(
     context: dg.OpExecutionContext,
     config: MigrationOptions,
@@ -133,7 +142,8 @@ def migrate_segment(
 ) -> StepReport:
     scan, step_config = _segment(spec)
     with batch_status_on_failure(context):
-        return _bounded(run_migration(context, open_store(nvi_store, step_config), scan, config, step_config, publications,
+        store = open_store(nvi_store, step_config)
+        return _bounded(run_migration(context, store, scan, config, step_config, publications,
                                       tags_batch_status=False))
 
 
@@ -175,13 +185,15 @@ def summarize_segments(context: dg.OpExecutionContext, reports: list[StepReport]
     return combined.counters.as_dict()
 
 
-@dg.job(executor_def=segment_processes, tags={"nvi/job": "REFRESH_CANDIDATES"},
+@dg.job(executor_def=segment_executor_for_deployment(), tags={"nvi/job": "REFRESH_CANDIDATES"},
+        config=checked_run_config({"plan_segments": FullScanConfig}),
         description="REFRESH_CANDIDATES over the whole table, in parallel segments.")
 def refresh_all_candidates_job():
     summarize_segments(plan_segments().map(refresh_segment).collect())
 
 
-@dg.job(executor_def=segment_processes, tags={"nvi/job": "MIGRATE_CANDIDATES"},
+@dg.job(executor_def=segment_executor_for_deployment(), tags={"nvi/job": "MIGRATE_CANDIDATES"},
+        config=checked_run_config({"plan_segments": FullScanConfig, "migrate_segment": MigrationOptions}),
         description="MIGRATE_CANDIDATES over the whole table, in parallel segments.")
 def migrate_all_candidates_job():
     summarize_segments(plan_segments().map(migrate_segment).collect())

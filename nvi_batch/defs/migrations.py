@@ -13,6 +13,7 @@ from nvi_batch.defs.running import (
     fail_if_stopped,
     guarded_store,
     open_store,
+    refuse_items_outside_year,
     report_metadata,
     run_step,
     scan_for,
@@ -129,6 +130,7 @@ def migrate_candidates(
     year = context.partition_key
     with batch_status_on_failure(context):
         store = open_store(nvi_store, config)
+        refuse_items_outside_year(guarded_store(store, config), year, config.item_ids)
         report = run_migration(context, store, scan_for(year, config.item_ids), config, config, publications)
         metadata = {**report_metadata(report, item_count=year_count(report, store, year, config)),
                     **migration_metadata(report, config)}

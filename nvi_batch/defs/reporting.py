@@ -12,6 +12,7 @@ from nvi_batch.defs.running import (
     fail_if_stopped,
     guarded_store,
     open_store,
+    refuse_items_outside_year,
     report_metadata,
     run_step,
     scan_for,
@@ -46,6 +47,7 @@ def report_approved_candidates(
                 description=f"{REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
                 allow_retries=False,
             ) from None
+        refuse_items_outside_year(guarded_store(store, config), year, config.item_ids)
         report = run_step(context, store, scan_for(year, config.item_ids), processor, REPORT_APPROVED_CANDIDATES,
                           config)
         metadata = report_metadata(report, item_count=year_count(report, store, year, config))

@@ -1,10 +1,12 @@
-"""Resources, and the one place that picks them per deployment.
+"""Resources and the executor of full scans, and the one place that picks them per deployment.
 
 `NVI_DEPLOYMENT=local` (the default) is the embedded default: SQLite under `NVI_DATA_DIR` (or any
-SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS.
-`NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB table (`NVI_TABLE_NAME`) for candidates and periods,
-nvi_batch's own table (`NVI_LEDGER_TABLE_NAME`) for the failure ledger, checkpoints and settings
-(`AWS_REGION`, optionally `NVI_DYNAMODB_ENDPOINT_URL`), with credentials from the environment's AWS chain.
+SQLAlchemy URL in `NVI_DATABASE_URL`, e.g. PostgreSQL) and a local publication folder, no AWS; a full
+scan's segments are processes on this machine. `NVI_DEPLOYMENT=production` is the nva-nvi DynamoDB
+table (`NVI_TABLE_NAME`) for candidates and periods, nvi_batch's own table (`NVI_LEDGER_TABLE_NAME`)
+for the failure ledger, checkpoints and settings (`AWS_REGION`, optionally `NVI_DYNAMODB_ENDPOINT_URL`),
+with credentials from the environment's AWS chain; a full scan's segments are ECS tasks, handing their
+results on in S3.
 """
 
 from __future__ import annotations
@@ -14,13 +16,20 @@ import os
 from pathlib import Path
 
 import dagster as dg
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from pydantic import Field
 
+from nvi_batch.defs.executors import segment_processes, segment_tasks
+from nvi_batch.defs.partitions import add_year_of_run
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
 
 DEFAULT_DATA_DIR = "data"
+# Where the steps of a full scan hand their results on: the steps of one run share no disk in production.
+SEGMENT_IO_MANAGER_KEY = "segment_io_manager"
+SEGMENT_IO_PREFIX = "run-data"
 
 
 @functools.lru_cache(maxsize=16)
@@ -32,8 +41,9 @@ def _sql_store(url: str) -> SqlStore:
 
 @functools.lru_cache(maxsize=16)
 def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str,
-                    write_workers: int) -> DynamoDbStore:
+                    max_write_capacity_per_second: float, write_workers: int) -> DynamoDbStore:
     return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name,
+                         max_write_capacity_per_second=max_write_capacity_per_second or None,
                          write_workers=write_workers)
 
 
@@ -48,6 +58,10 @@ class NviStoreResource(dg.ConfigurableResource):
 
     def open(self):
         raise dg.DagsterInvariantViolationError(f"{type(self).__name__} does not say how to open its store")
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        if context.dagster_run is not None and context.instance is not None:
+            add_year_of_run(context.instance, context.dagster_run, lambda: self.open().period_years())
 
 
 class SqlStoreResource(NviStoreResource):
@@ -68,12 +82,17 @@ class DynamoDbStoreResource(NviStoreResource):
     ledger_table_name: str
     region_name: str
     endpoint_url: str = ""
+    max_write_capacity_per_second: float = Field(
+        default=0.0, ge=0.0,
+        description="WCU per second the run's writes to the table are held to (0: no cap): the runbook's "
+                    "'adjust throughput', to leave the service its share of a provisioned table.",
+    )
     write_workers: int = Field(default=4, ge=1, le=16,
                                description="Aggregates written at once; writes are what DynamoDB throttles.")
 
     def open(self) -> DynamoDbStore:
         return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url,
-                               self.write_workers)
+                               self.max_write_capacity_per_second, self.write_workers)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):
@@ -103,6 +122,25 @@ class S3PublicationsResource(PublicationSourceResource):
         return S3PublicationSource(self.bucket, self.region, self.endpoint_url, max_connections=max(10, workers))
 
 
+class UnusableStoreResource(NviStoreResource):
+    """Bound when the deployment setting is invalid: the code location still loads, and every use of
+    the store says what to fix."""
+
+    problem: str
+
+    def open(self):
+        raise SettingInvalid(self.problem)
+
+
+class UnusablePublicationsResource(PublicationSourceResource):
+    """The publications' counterpart of UnusableStoreResource."""
+
+    problem: str
+
+    def open(self, workers: int = 1):
+        raise SettingInvalid(self.problem)
+
+
 def local_publications(data_dir: str | None = None) -> LocalPublicationsResource:
     data_dir = data_dir or os.environ.get("NVI_DATA_DIR", DEFAULT_DATA_DIR)
     return LocalPublicationsResource(
@@ -120,6 +158,7 @@ def s3_publications() -> S3PublicationsResource:
 
 def local_resources() -> dict:
     return {
+        SEGMENT_IO_MANAGER_KEY: dg.FilesystemIOManager(),
         "nvi_store": SqlStoreResource(
             # An EnvVar keeps a password in the URL out of the UI and the run config.
             database_url=dg.EnvVar("NVI_DATABASE_URL") if os.environ.get("NVI_DATABASE_URL") else "",
@@ -131,6 +170,13 @@ def local_resources() -> dict:
 
 def production_resources() -> dict:
     return {
+        SEGMENT_IO_MANAGER_KEY: S3PickleIOManager(
+            s3_resource=S3Resource(
+                endpoint_url=dg.EnvVar("NVI_REPORTS_ENDPOINT_URL") if os.environ.get("NVI_REPORTS_ENDPOINT_URL") else None
+            ),
+            s3_bucket=dg.EnvVar("NVI_REPORTS_BUCKET"),
+            s3_prefix=SEGMENT_IO_PREFIX,
+        ),
         "nvi_store": DynamoDbStoreResource(
             table_name=dg.EnvVar("NVI_TABLE_NAME"),
             ledger_table_name=dg.EnvVar("NVI_LEDGER_TABLE_NAME"),
@@ -141,11 +187,27 @@ def production_resources() -> dict:
     }
 
 
+def current_deployment(deployment: str | None = None) -> str:
+    """NVI_DEPLOYMENT, read when called; raises SettingInvalid naming the variable."""
+    return deployment or DEPLOYMENT.read()
+
+
 def resources_for_deployment(deployment: str | None = None) -> dict:
-    deployment = deployment or os.environ.get("NVI_DEPLOYMENT", "local")
+    try:
+        deployment = current_deployment(deployment)
+    except SettingInvalid as problem:
+        # The local shape, so every key is bound; the store and the publications refuse at first use.
+        return {**local_resources(), "nvi_store": UnusableStoreResource(problem=str(problem)),
+                "publications": UnusablePublicationsResource(problem=str(problem))}
     builders = {"local": local_resources, "production": production_resources}
-    if deployment not in builders:
-        raise dg.DagsterInvalidConfigError(
-            f"NVI_DEPLOYMENT={deployment!r} is not one of {sorted(builders)}", [], None
-        )
     return builders[deployment]()
+
+
+def segment_executor_for_deployment(deployment: str | None = None) -> dg.ExecutorDefinition:
+    """Processes on this machine, or ECS tasks of the run launcher's task definition in production. With an
+    invalid NVI_DEPLOYMENT the code location still loads: processes, whose segments the store refuses."""
+    try:
+        deployment = current_deployment(deployment)
+    except SettingInvalid:
+        deployment = "local"
+    return {"local": segment_processes, "production": segment_tasks}[deployment]

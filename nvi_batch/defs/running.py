@@ -12,6 +12,10 @@ import contextlib
 
 import dagster as dg
 
+from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.errors import MalformedRecord
+from nvi_batch.domain.identifiers import is_year
+from nvi_batch.domain.on_read import apply_on_read_migrations
 from nvi_batch.engine.control import StopControl
 from nvi_batch.engine.errors import DependencyUnavailable
 from nvi_batch.engine.resilience import (
@@ -26,6 +30,7 @@ from nvi_batch.engine.step import Processor, StepReport, StepSettings, run_candi
 
 BATCH_STATUS_TAG = "nvi/batch_status"
 FAILED_ITEMS_SHOWN = 20
+REFUSED_IDS_SHOWN = 20
 
 
 class BatchStatus:
@@ -87,6 +92,51 @@ def guarded_store(store, config=None) -> GuardedStore:
     """The store for the calls an op makes around its step (counts, checks, periods): the same retries
     and outage budget as the step's own."""
     return GuardedStore(store, _store_breaker(config), RetryPolicy())
+
+
+def reporting_year(candidate: CandidateAggregate) -> str | None:
+    """The year the candidate belongs to once loaded: its periodYear, or the one its on-read migration gives."""
+    if candidate.period_year is None:
+        candidate = candidate.copy()
+        apply_on_read_migrations(candidate)
+    return candidate.period_year
+
+
+def refuse_items_outside_year(store, year: str, item_ids: list[str] | None) -> None:
+    """Explicit items of a year's run must be candidates of that year: otherwise the run would process
+    (and checkpoint, ledger, report) them under the wrong period. Refused before anything is written."""
+    if not item_ids:
+        return
+    wanted = sorted(set(item_ids))
+    found = store.read_candidates(wanted)
+    years = {identifier: reporting_year(candidate) for identifier, candidate in found.items()}
+    problems = [f"{identifier}: not in the store" if identifier not in found
+                else f"{identifier}: belongs to {years[identifier] or 'no reporting year'}"
+                for identifier in wanted if years.get(identifier) != year]
+    if problems:
+        shown = problems[:REFUSED_IDS_SHOWN]
+        more = f"\n… and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+        raise dg.Failure(
+            description=f"item_ids refused before anything was written: {len(problems)} of {len(wanted)} are "
+                        f"not candidates of {year}:\n" + "\n".join(shown) + more,
+            metadata={"refused_item_ids": dg.MetadataValue.json(problems[:REFUSED_IDS_SHOWN])},
+            allow_retries=False,
+        )
+
+
+def only_in_year(partition: str, processor: Processor) -> Processor:
+    """For work items of a year: a candidate that has moved to another year fails alone, naming both
+    years, instead of being processed under this year's period."""
+    if not is_year(partition):
+        return processor
+
+    def process(candidate: CandidateAggregate):
+        if candidate.period_year != partition:
+            raise MalformedRecord(candidate.identifier, "periodYear",
+                                  f"belongs to {candidate.period_year or 'no reporting year'}, not to {partition}")
+        return processor(candidate)
+
+    return process
 
 
 def run_step(

@@ -9,18 +9,22 @@ import datetime as dt
 from collections.abc import Callable
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
-from nvi_batch.defs.config import StepConfig
+from nvi_batch.defs.config import MAX_ID_CHARS, MAX_ITEM_IDS, StepConfig, checked_run_config
 from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
 from nvi_batch.defs.running import (
     batch_status_on_failure,
     fail_if_stopped,
     guarded_store,
+    only_in_year,
     open_store,
     report_metadata,
     run_step,
 )
+from nvi_batch.domain.bounded import echo
+from nvi_batch.domain.identifiers import CANDIDATE_ID_EXAMPLE, is_candidate_id, is_year
+from nvi_batch.domain.migrations import MIGRATE_CANDIDATES, MIGRATIONS
 from nvi_batch.engine import processors
 from nvi_batch.engine.errors import classify
 from nvi_batch.engine.periods import refresh_periods
@@ -48,9 +52,49 @@ def job_type(job_key: str) -> str:
     return job_key.split(":", 1)[0]
 
 
+def is_work_item(job_key: str, item_id: str) -> bool:
+    """A year for REFRESH_PERIODS, a candidate identifier for every other job."""
+    return is_year(item_id) if job_type(job_key) == REFRESH_PERIODS else is_candidate_id(item_id)
+
+
+# The scopes a ledger row can name: a year, a full scan's segment, or the old dead-letter queue.
+LEDGER_PARTITION_PATTERN = r"^(?:[0-9]{4}|segment-[0-9]{1,3}-of-[0-9]{1,3}|legacy-queue)$"
+
+
+def job_keys() -> list[str]:
+    """Every ledger key a work item can carry: one per job type, and one per named migration."""
+    return sorted([REFRESH_CANDIDATES, REFRESH_PERIODS, REPORT_APPROVED_CANDIDATES,
+                   *(f"{MIGRATE_CANDIDATES}:{name}" for name in MIGRATIONS)])
+
+
 class WorkItemsConfig(StepConfig):
-    job: str = Field(description="Ledger key of the job type, e.g. REFRESH_CANDIDATES or MIGRATE_CANDIDATES:creator_names")
-    partition: str = Field(description="The ledger partition the items belong to (a year, a segment, legacy-queue).")
+    job: str = Field(max_length=MAX_ID_CHARS,
+                     description="Ledger key of the job type, e.g. REFRESH_CANDIDATES or MIGRATE_CANDIDATES:creator_names")
+    partition: str = Field(max_length=MAX_ID_CHARS, pattern=LEDGER_PARTITION_PATTERN,
+                           description="The ledger partition the items belong to (a year, a segment, legacy-queue).")
+    item_ids: list[str] = Field(
+        min_length=1, max_length=MAX_ITEM_IDS,
+        description=f"The work items: candidate identifiers, or years for REFRESH_PERIODS (1 to {MAX_ITEM_IDS}).",
+    )
+
+    @field_validator("job")
+    @classmethod
+    def _known_job(cls, job: str) -> str:
+        if job not in job_keys():
+            raise ValueError(f"unknown job {echo(job)}; one of {', '.join(job_keys())}")
+        return job
+
+    @model_validator(mode="after")
+    def _ids_of_the_job(self):
+        """Periods are keyed by year, candidates by identifier; nothing else reaches a store query."""
+        wrong = [f"item_ids[{index}] {echo(item)}" for index, item in enumerate(self.item_ids)
+                 if not is_work_item(self.job, item)]
+        if wrong:
+            periods = job_type(self.job) == REFRESH_PERIODS
+            expected = "a year such as \"2024\"" if periods else f"a candidate identifier such as {CANDIDATE_ID_EXAMPLE}"
+            raise ValueError(f"{len(wrong)} work items are not {expected}: {', '.join(wrong[:5])}"
+                             + (" …" if len(wrong) > 5 else ""))
+        return self
 
 
 @dg.op(description="Process an explicit list of work items; failures go to the ledger, successes resolve it.")
@@ -60,9 +104,6 @@ def process_work_items(
     nvi_store: NviStoreResource,
     publications: PublicationSourceResource,  # for migrations' documents, reached through context.resources
 ):
-    if not config.item_ids:
-        context.log.info("no work items")
-        return
     if job_type(config.job) == REFRESH_PERIODS:
         with batch_status_on_failure(context):
             _refresh_period_items(context, guarded_store(open_store(nvi_store, config), config), config)
@@ -72,7 +113,8 @@ def process_work_items(
         raise dg.Failure(f"unknown job type in work items: {config.job!r}; known: {sorted(PROCESSOR_FACTORIES)}")
     with batch_status_on_failure(context):
         store = open_store(nvi_store, config)
-        processor = factory(context, guarded_store(store, config), config.job, config.partition)
+        processor = only_in_year(config.partition,
+                                 factory(context, guarded_store(store, config), config.job, config.partition))
         report = run_step(context, store, IdListScan(config.item_ids, config.partition), processor, config.job,
                           config)
         metadata = report_metadata(report)
@@ -98,11 +140,13 @@ def _classified(message: str) -> tuple[str, str, str]:
     return classified.error_class, "PeriodRefreshError", classified.message
 
 
-@dg.job(description="Process explicit work items: what retry and redrive sensors launch.")
+@dg.job(config=checked_run_config({"process_work_items": WorkItemsConfig}),
+        description="Process explicit work items: what retry and redrive sensors launch.")
 def process_work_items_job():
     process_work_items()
 
 
-def work_items_run_config(job_key: str, partition: str, item_ids: list[str]) -> dict:
-    return {"ops": {"process_work_items": {"config": {"job": job_key, "partition": partition,
-                                                      "item_ids": sorted(item_ids)}}}}
+def work_items_run_config(job_key: str, partition: str, item_ids: list[str]) -> dg.RunConfig:
+    """Built through the config model, so a request the job would refuse is never made."""
+    return dg.RunConfig(ops={"process_work_items": WorkItemsConfig(job=job_key, partition=partition,
+                                                                   item_ids=sorted(item_ids))})

@@ -211,9 +211,10 @@ def stored_items(candidate: CandidateAggregate) -> list[dict]:
 class AggregateWrite:
     """Writing one aggregate back: the item attribute maps it stores, and the read state they replace.
 
-    `items[0]` is the candidate, then one per approval and note, in the aggregate's order; each comes
-    with the item object it was made from (None for the candidate), so that a store can make each
-    Put conditional on what was read. `apply()` updates the objects once the store has committed.
+    `items[0]` is the candidate, then one per approval and note, in the aggregate's order; `children[i]`
+    is the approval or note object `items[i + 1]` was made from, still as read, so that a store can
+    make each Put conditional on what was read. `apply()` updates the objects once the store has
+    committed.
     """
 
     candidate: CandidateAggregate
@@ -231,6 +232,7 @@ class AggregateWrite:
 
     def apply(self) -> None:
         candidate = self.candidate
+        candidate.pending_write = None
         candidate.revision, candidate.version = self.revision, self.version
         candidate.last_written_at = self.written_at
         candidate.period_year = self.items[0].get(PERIOD_YEAR)
@@ -253,6 +255,17 @@ def next_write(candidate: CandidateAggregate, written_at: str,
     items += [note_attributes(candidate, key, item, new_version())
               for key, item in zip(note_keys, candidate.note_items, strict=True)]
     return AggregateWrite(candidate, written_at, items, [*candidate.approval_items, *candidate.note_items])
+
+
+def planned_write(candidate: CandidateAggregate, written_at: str) -> AggregateWrite:
+    """The aggregate's write under way, or `next_write` if there is none: its versions and
+    `lastWrittenAt` are chosen once, before the first attempt, and every retry writes the same. A
+    retry after an unknown outcome (the reply to a COMMIT lost) can then tell by the candidate's
+    `version` that the row is already written, and count it written, not conflicting."""
+    pending = candidate.pending_write
+    if not (isinstance(pending, AggregateWrite) and pending.revision == (candidate.revision or 0) + 1):
+        pending = candidate.pending_write = next_write(candidate, written_at)
+    return pending
 
 
 def _extra(item: dict, known: frozenset) -> dict:

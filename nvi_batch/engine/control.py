@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
+from nvi_batch.settings import PROCESSING_ENABLED, SettingInvalid
 from nvi_batch.storage.protocol import ControlStore
 
 PAUSED_SETTING = "processing_paused"
 ALERT_WEBHOOK_SETTING = "alert_webhook_url"
 
 
-def processing_enabled_by_env() -> bool:
-    """The legacy emergency stop: PROCESSING_ENABLED=false refuses to load or process new work."""
-    return os.environ.get("PROCESSING_ENABLED", "true").strip().lower() not in ("false", "0", "no", "off")
+def env_stop_reason() -> str | None:
+    """The legacy emergency stop: PROCESSING_ENABLED=false refuses to load or process new work. A value
+    that is neither true nor false stops too: whoever set the switch meant something by it."""
+    try:
+        return None if PROCESSING_ENABLED.read() else "PROCESSING_ENABLED=false"
+    except SettingInvalid as problem:
+        return f"{problem}: processing stays stopped until it is fixed"
 
 
 def pause_reason(settings: ControlStore | None) -> str | None:
     """Why processing is paused right now, or None; read by runs, sensors, schedules and the CLI."""
-    if not processing_enabled_by_env():
-        return "PROCESSING_ENABLED=false"
+    if reason := env_stop_reason():
+        return reason
     if settings is not None:
         paused = settings.get_setting(PAUSED_SETTING)
         if paused:

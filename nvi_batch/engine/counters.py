@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
 
 @dataclass
@@ -20,8 +22,11 @@ class StepCounters:
     - left_to_do: in scope but not reached, because the run stopped early; None when the run
       stopped because the store is down and so could not count them (unknown, never a false 0)
     - conflicts: lock conflicts met (each one re-read and re-applied)
-    - retries: transient errors retried in-run
+    - retries: transient errors retried in-run; counted from the worker threads, through count_retry
     """
+
+    # One lock for every instance: retries are rare, and a lock field would not survive asdict.
+    _retry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     in_scope: int | None = 0
     read: int = 0
@@ -35,6 +40,11 @@ class StepCounters:
     commits: int = 0
     changed: int = 0
     migrations: Counter = field(default_factory=Counter)
+
+    def count_retry(self) -> None:
+        """`retries += 1` is a read and a write: two worker threads may read the same value."""
+        with self._retry_lock:
+            self.retries += 1
 
     def add(self, other: StepCounters) -> None:
         for name in ("read", "written", "filtered", "skipped", "dead", "conflicts", "retries", "commits", "changed"):

@@ -12,7 +12,7 @@ import pytest
 from nvi_batch.cli import register_partitions
 from nvi_batch.definitions import defs
 from nvi_batch.defs import operations
-from nvi_batch.defs.alerts import AlertBook
+from nvi_batch.defs.alerts import PARTITION_TAG, AlertBook
 from nvi_batch.defs.candidates import candidates, periods
 from nvi_batch.defs.operations import (
     AlertConfig,
@@ -27,7 +27,7 @@ from nvi_batch.defs.resources import SqlStoreResource, local_publications
 from nvi_batch.defs.work_items import process_work_items_job
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.engine.control import PAUSED_SETTING
-from nvi_batch.storage.protocol import LedgerStatus
+from nvi_batch.storage.protocol import FailureEvent, LedgerStatus
 
 YEAR = "2024"
 
@@ -265,3 +265,54 @@ def test_partitions_are_registered_from_the_store(instance, resource, seeded):
     assert register_partitions(store) == ["2023", "2025", "2026", "2027"]
     assert register_partitions(store) == []
 
+
+
+def failed(item_id: str, partition: str, job: str = "REFRESH_CANDIDATES") -> FailureEvent:
+    return FailureEvent(job, item_id, partition, "transient", "TimeoutError", "read timed out", "run-1",
+                        operations._iso(operations._utc_now()))
+
+
+@pytest.mark.slow
+def test_retry_and_redrive_runs_carry_their_years_partition_tag(instance, resource, seeded):
+    """The run queue runs one run per `dagster/partition` at a time: a retry of 2024 must wait for the
+    refresh of 2024 instead of fighting over its locks."""
+    store, ids = seeded
+    malformed = "../../etc/passwd"
+    store.record_failures([failed(ids[0], YEAR), failed(ids[1], "legacy-queue"), failed(malformed, YEAR)],
+                          lambda attempts: 0)
+
+    requests = retry_sensor(dg.build_sensor_context(instance=instance), nvi_store=resource)
+
+    by_scope = {request.tags["nvi/scope"]: request for request in requests}
+    assert by_scope[YEAR].tags[PARTITION_TAG] == YEAR
+    assert PARTITION_TAG not in by_scope["legacy-queue"].tags, "the old queue's items have no one year"
+    assert by_scope[YEAR].run_config["ops"]["process_work_items"]["config"]["item_ids"] == [ids[0]], (
+        "the malformed row is left out, its neighbour still runs")
+    run = run_requested(instance, resource, by_scope[YEAR])
+    assert run.success and instance.get_run_by_id(run.run_id).tags[PARTITION_TAG] == YEAR
+
+    for _ in range(2):
+        store.record_failures([failed(ids[2], YEAR)], lambda attempts: 0)
+    store.record_failures([failed(ids[2], YEAR)], lambda attempts: 0)
+    assert store.redrive("REFRESH_CANDIDATES", YEAR, [ids[2]]) == 1
+    redrives = redrive_sensor(dg.build_sensor_context(instance=instance), nvi_store=resource)
+    assert [(r.tags[PARTITION_TAG], r.tags["nvi/trigger"]) for r in redrives] == [(YEAR, "redrive")]
+
+
+@pytest.mark.slow
+def test_a_work_item_of_another_year_fails_alone(instance, resource, seeded):
+    """Retries come from the ledger: a candidate that moved to another year since it failed is a failure
+    of its own, naming both years, and its neighbours are processed under the year's period."""
+    store, ids = seeded
+    moved = store.read_candidates([ids[0]])[ids[0]]
+    moved.period_year = "2025"
+    store.put_candidates([moved])
+    store.record_failures([failed(ids[0], YEAR), failed(ids[1], YEAR)], lambda attempts: 0)
+    request = retry_sensor(dg.build_sensor_context(instance=instance), nvi_store=resource)[0]
+
+    assert run_requested(instance, resource, request).success
+    entries = {entry.item_id: entry for entry in store.failures()}
+    assert entries[ids[1]].status == LedgerStatus.RESOLVED
+    assert entries[ids[0]].status == LedgerStatus.RETRY_PENDING
+    assert "belongs to 2025, not to 2024" in entries[ids[0]].message
+    assert store.read_candidates([ids[0]])[ids[0]].revision == moved.revision, "not written"

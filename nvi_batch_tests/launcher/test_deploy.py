@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import string
+import uuid
 from collections.abc import Iterator
 
 import dagster as dg
@@ -11,8 +12,16 @@ import pytest
 import yaml
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage
 
+from nvi_batch.cli import main as cli_main
 from nvi_batch.launcher import RoutingRunLauncher
-from nvi_batch_tests.launcher.conftest import DEPLOY_DIR, JOB_DEFINITION, JOB_QUEUE, REGION, TASK_DEFINITION
+from nvi_batch.storage.dynamodb import DynamoDbStore
+from nvi_batch_tests.launcher.conftest import (
+    DEPLOY_DIR,
+    JOB_DEFINITION,
+    JOB_QUEUE,
+    REGION,
+    TASK_DEFINITION,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -25,11 +34,15 @@ PLACEHOLDERS = {
     "DAGSTER_PG_DB": "dagster",
     "DAGSTER_PG_USERNAME": "dagster",
     "DAGSTER_PG_PASSWORD_SECRET": "nvi-batch/dagster-pg-password",
-    "NVI_DEPLOYMENT": "production",
     "NVI_TABLE_NAME": "nva-nvi",
-    "NVI_BUCKET": "nva-nvi-batch",
-    "NVI_QUEUE_NAME": "nvi-batch-work",
-    "NVI_DLQ_NAME": "nvi-batch-work-dlq",
+    "NVI_LEDGER_TABLE_NAME": "nvi-batch-ledger",
+    "NVI_PUBLICATIONS_BUCKET": "nva-nvi-expanded-resources",
+    "NVI_REPORTS_BUCKET": "nvi-batch-reports",
+    "NVI_DBH_MAPPING": "s3://nvi-batch-reports/reports/dbh_institutions.csv",
+    "NVI_LEGACY_DLQ_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/nvi-batch-job-dlq",
+    "NVI_LEGACY_DLQ_NAME": "nvi-batch-job-dlq",
+    "NVI_ECS_CLUSTER": "nvi-batch",
+    "NVI_BATCH_JOB_QUEUE": "nvi-batch-heavy",
 }
 
 
@@ -112,4 +125,22 @@ def test_the_image_the_task_and_the_job_agree_on_home_and_container():
     assert {"name": "DAGSTER_HOME", "value": image_home} in container["environment"]
     assert {"name": "DAGSTER_HOME", "value": image_home} in job["environment"]
     assert container["name"] == instance_config["run_launcher"]["config"]["ecs"]["container_name"]
-    assert 'CMD ["dagster", "code-server", "start", "-m", "nvi_batch.definitions"' in dockerfile
+    assert 'CMD ["nvi-batch", "serve", "code-server"' in dockerfile
+
+
+def test_the_ledger_table_is_created_from_the_definition_the_readme_prints(aws, capsys):
+    readme = (DEPLOY_DIR / "README.md").read_text()
+    assert 'nvi-batch table-definition ledger "$NVI_LEDGER_TABLE_NAME"' in readme
+    name = f"nvi-batch-ledger-{uuid.uuid4().hex[:8]}"
+
+    assert cli_main(["table-definition", "ledger", name]) == 0
+    definition = json.loads(capsys.readouterr().out)
+    dynamodb = aws.client("dynamodb")
+    dynamodb.create_table(**definition)
+    try:
+        store = DynamoDbStore("nva-nvi", REGION, aws.endpoint_url, ledger_table_name=name)
+        store.set_setting("processing_paused", "deploy")
+        assert store.get_setting("processing_paused") == "deploy"
+        store.dispose()
+    finally:
+        dynamodb.delete_table(TableName=name)

@@ -233,6 +233,30 @@ def test_the_batch_target_submits_the_run_command_to_the_configured_queue_and_de
         assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.SUCCESS
 
 
+def test_heavy_workers_get_the_instance_settings_as_environment_overrides(postgres_db, aws, workspace, monkeypatch):
+    monkeypatch.setenv("NVI_TEST_PG_HOST", "db.internal")
+    config = {"heavy_target": "ecs", "ecs": ECS_SECTION, "batch": batch_section(aws),
+              "env_vars": ["NVI_TEST_PG_HOST", "NVI_TEST_SETTING=fixed"]}
+    expected = [{"name": "NVI_TEST_PG_HOST", "value": "db.internal"}, {"name": "NVI_TEST_SETTING", "value": "fixed"}]
+    with routing_instance(postgres_db, config) as instance:
+        on_ecs = launch(instance, workspace, {"dagster/partition": "2024", "nvi/launcher": "ecs"})
+        on_batch = launch(instance, workspace, {"dagster/partition": "2024", "nvi/launcher": "batch"})
+
+        [task] = aws.client("ecs").describe_tasks(cluster=CLUSTER, tasks=[on_ecs.tags["ecs/task_arn"]])["tasks"]
+        [job] = aws.client("batch").describe_jobs(jobs=[on_batch.tags["batch/job_id"]])["jobs"]
+
+    assert task["overrides"]["containerOverrides"][0]["environment"] == expected
+    assert all(entry in job["container"]["environment"] for entry in expected)
+
+
+def test_an_env_var_the_launching_process_lacks_is_refused_naming_it(postgres_db, aws, monkeypatch):
+    monkeypatch.delenv("NVI_TEST_UNSET", raising=False)
+    config = {"heavy_target": "batch", "batch": batch_section(aws), "env_vars": ["NVI_TEST_UNSET"]}
+    with routing_instance(postgres_db, config) as instance:
+        with pytest.raises(dg.DagsterInvalidConfigError, match="'env_vars' names NVI_TEST_UNSET, which is not set"):
+            load_run_launcher(instance)
+
+
 def test_a_run_tagged_for_an_unconfigured_launcher_fails_to_launch_naming_what_is_configured(
     postgres_db, aws, workspace
 ):

@@ -124,9 +124,9 @@ def test_a_payload_file_is_read(cli_store, instance, capsys, tmp_path):
         (['{"jobType": "REFRESH_CANDIDATES", "filter": {"reportingYears": ["1999"]}}'],
          "filter.reportingYears: no period for 1999 (years with a period: 2023, 2024, 2025, 2026, 2027)"),
         (['{"jobType": "MIGRATE_CANDIDATES"}', "--migration", "guess_titles"],
-         "--migration: unknown migration 'guess_titles'; known migrations: creator_names, handles"),
+         '--migration: unknown migration "guess_titles"; known migrations: creator_names, handles'),
         ([], "give the payload either as an argument or with --file PATH"),
-        (["--file", "/nonexistent/payload.json"], "--file: cannot read /nonexistent/payload.json"),
+        (["--file", "/nonexistent/payload.json"], '--file: cannot read "/nonexistent/payload.json"'),
     ],
 )
 def test_refusals_start_nothing_and_say_why(cli_store, instance, capsys, args, message):

@@ -41,12 +41,12 @@ MALFORMED = [
     ('{"jobType": "REFRESH_CANDIDATES", "filter": {"reportingYears": ["2024"]},}',
      "payload", "not valid JSON: Expecting property name enclosed in double quotes at line 1, column 74 (character 73)"),
     ('{"filter": {"reportingYears": ["2024"]}}', "jobType", "required"),
-    ('{"jobType": "REFRESH_EVERYTHING"}', "jobType", "unknown job type 'REFRESH_EVERYTHING'"),
+    ('{"jobType": "REFRESH_EVERYTHING"}', "jobType", 'unknown job type "REFRESH_EVERYTHING"'),
     ('{"type": "StopBatchJobRequest", "jobType": "REFRESH_PERIODS"}', "type", "must be 'StartBatchJobRequest'"),
     ('{"jobType": "REFRESH_CANDIDATES", "filter": {"reportingYears": ["1799"]}}',
      "filter.reportingYears[0]", "year 1799 is outside 1800-2100"),
     ('{"jobType": "REFRESH_CANDIDATES", "filter": {"reportingYears": [2024]}}',
-     "filter.reportingYears[0]", 'four-digit year string such as "2024", got 2024'),
+     "filter.reportingYears[0]", 'four-digit year string such as "2024", got a number 2024'),
     ('{"jobType": "REFRESH_CANDIDATES", "maxItems": -5}', "maxItems", "must be a positive integer, got -5"),
     ('{"jobType": "REFRESH_CANDIDATES", "maxBatchSize": 701}', "maxBatchSize", "must be at most 700, got 701"),
     ('{"jobType": "REPORT_APPROVED_CANDIDATES"}', "filter", "REPORT_APPROVED_CANDIDATES needs a reporting-year filter"),
@@ -77,6 +77,6 @@ def test_every_problem_of_a_payload_is_reported_at_once():
     with pytest.raises(PayloadInvalid) as refused:
         parse_payload(json.dumps(payload))
     assert [error.field for error in refused.value.errors] == [
-        "priority", "type", "jobType", "filter.when", "filter.reportingYears[0]", "filter.reportingYears[2]",
-        "maxItems", "maxBatchSize",
+        "type", "jobType", "filter.reportingYears[0]", "filter.reportingYears[2]", "filter.when", "maxItems",
+        "maxBatchSize", "priority",
     ]

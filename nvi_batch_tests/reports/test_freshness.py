@@ -1,5 +1,5 @@
 """Freshness checks: a missed nightly refresh or yearly report turns its check red, and the checks run
-through Dagster (in the refresh run itself, and from the freshness sensor)."""
+through Dagster, in runs of their own that the freshness sensor requests (never as a step of a year's run)."""
 
 import datetime as dt
 import sys
@@ -95,18 +95,28 @@ def test_a_closed_year_needs_a_report_built_after_its_reporting_date(store, inst
 
 
 @pytest.mark.slow
-def test_the_refresh_run_evaluates_the_freshness_check_of_candidates(tmp_path, dagster_home):
+def test_the_freshness_checks_run_from_their_sensor_not_in_the_years_runs(tmp_path, dagster_home):
     resource = SqlStoreResource(database_url=f"sqlite:///{tmp_path / 'nvi.sqlite'}")
     store = resource.open()
     store.put_periods([k.period(NOW - 30 * DAY, NOW + 300 * DAY, year="2032")])
     store.put_candidates(list(demo_candidates(30, seed=2)))
     with dg.DagsterInstance.get() as instance:
         add_reporting_years(instance, ["2032"])
-        result = defs.resolve_job_def("refresh_candidates_job").execute_in_process(
+        refresh = defs.resolve_job_def("refresh_candidates_job").execute_in_process(
             instance=instance, partition_key="2032", resources={"nvi_store": resource}
         )
-    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
-    assert result.success and checks["candidates_freshness"].passed
+        context = dg.build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+        request = freshness_checks_sensor(context)
+        checks_run = defs.resolve_implicit_global_asset_job_def().get_subset(
+            asset_selection=set(), asset_check_selection=set(request.asset_check_keys)
+        ).execute_in_process(instance=instance, resources={"nvi_store": resource})
+
+    assert refresh.success
+    assert {c.check_name for c in refresh.get_asset_check_evaluations()} == {
+        "every_item_accounted_for", "no_dead_letters", "period_consistent"}
+    checks = {c.check_name: c for c in checks_run.get_asset_check_evaluations()}
+    assert checks_run.success and set(checks) == {"candidates_freshness", "year_reports_freshness"}
+    assert checks["candidates_freshness"].passed, "the refresh of 2032 a moment ago counts"
 
 
 def test_the_freshness_sensor_requests_checks_never_evaluated(instance):

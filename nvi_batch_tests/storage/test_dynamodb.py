@@ -241,3 +241,80 @@ def test_the_production_deployment_opens_the_table_named_in_the_environment(dyna
     assert store.count_year("2024") == 0
     store.set_setting("processing_paused", "checked")
     assert raw_ledger(dynamodb, "SETTING", "processing_paused")["value"] == {"S": "checked"}
+
+
+# -- what the service may change between our read and our write ---------------------------------
+
+
+def service_put(store: DynamoDbStore, item: dict) -> None:
+    """A write by the Java service, straight to the table."""
+    store.client.put_item(TableName=store.table_name, Item=item)
+
+
+def test_an_approval_the_service_changed_without_touching_the_candidate_is_a_conflict_not_overwritten(dynamodb):
+    """CandidateRepository.updateCandidateItems writes approvals and notes under a ConditionCheck of the
+    candidate's revision, without bumping it: only the approval's own revision shows the change."""
+    candidate = next(c for c in demo_candidates(20, seed=8) if c.approvals)
+    dynamodb.put_candidates([candidate])
+    read = dynamodb.read_candidates([candidate.identifier])[candidate.identifier]
+    hash_key, approval_key = f"CANDIDATE#{candidate.identifier}", read.approval_items[0].key
+    changed = raw(dynamodb, hash_key, approval_key)
+    changed["data"]["M"]["status"] = {"S": "REJECTED"}
+    changed["data"]["M"]["reason"] = {"S": "Changed by the service"}
+    changed["revision"] = {"N": str(int(changed["revision"]["N"]) + 1)}
+    service_put(dynamodb, changed)
+
+    assert dynamodb.write_candidates([read]).conflicts == [candidate.identifier]
+    assert raw(dynamodb, hash_key, approval_key) == changed
+    assert raw(dynamodb, hash_key, hash_key)["revision"] == {"N": str(candidate.revision)}
+
+    again = dynamodb.read_candidates([candidate.identifier])[candidate.identifier]
+    assert dynamodb.write_candidates([again]).written == [candidate.identifier]
+    assert raw(dynamodb, hash_key, approval_key)["data"]["M"]["reason"] == {"S": "Changed by the service"}
+
+
+def test_a_note_the_service_deleted_meanwhile_is_not_written_back(dynamodb):
+    candidate = next(c for c in demo_candidates(40, seed=8) if c.notes)
+    dynamodb.put_candidates([candidate])
+    read = dynamodb.read_candidates([candidate.identifier])[candidate.identifier]
+    hash_key, note_key = f"CANDIDATE#{candidate.identifier}", read.note_items[0].key
+    dynamodb.client.delete_item(TableName=dynamodb.table_name,
+                                Key={"PrimaryKeyHashKey": {"S": hash_key}, "PrimaryKeyRangeKey": {"S": note_key}})
+
+    assert dynamodb.write_candidates([read]).conflicts == [candidate.identifier]
+    assert dynamodb.read_candidates([candidate.identifier])[candidate.identifier].note_items == []
+
+
+def test_a_note_the_service_added_meanwhile_stays(dynamodb):
+    candidate = next(demo_candidates(1, seed=9))
+    dynamodb.put_candidates([candidate])
+    read = dynamodb.read_candidates([candidate.identifier])[candidate.identifier]
+    hash_key, note_key = f"CANDIDATE#{candidate.identifier}", f"NOTE#{uuid.uuid4()}"
+    service_put(dynamodb, {"PrimaryKeyHashKey": {"S": hash_key}, "PrimaryKeyRangeKey": {"S": note_key},
+                           "type": {"S": "NOTE"}, "identifier": {"S": candidate.identifier},
+                           "data": {"M": {"text": {"S": "added by a curator"}}}, "version": {"S": str(uuid.uuid4())}})
+
+    assert dynamodb.write_candidates([read]).written == [candidate.identifier]
+    assert raw(dynamodb, hash_key, note_key)["data"]["M"]["text"] == {"S": "added by a curator"}
+
+
+def test_items_the_aggregate_does_not_own_are_neither_read_nor_written_nor_scanned(dynamodb):
+    candidate = next(demo_candidates(1, seed=10))
+    dynamodb.put_candidates([candidate])
+    hash_key = f"CANDIDATE#{candidate.identifier}"
+    uniqueness = f"CandidateUniquenessEntry#{candidate.data['publicationDetails']['id']}"
+    foreign = [
+        {"PrimaryKeyHashKey": {"S": hash_key}, "PrimaryKeyRangeKey": {"S": "REPORTING_STATUS#x"},
+         "type": {"S": "REPORTING_STATUS"}, "version": {"S": "v1"}},
+        {"PrimaryKeyHashKey": {"S": uniqueness}, "PrimaryKeyRangeKey": {"S": uniqueness},
+         "type": {"S": "CandidateUniquenessEntry"}, "version": {"S": "v1"}},
+    ]
+    for item in foreign:
+        service_put(dynamodb, item)
+
+    read = dynamodb.read_candidates([candidate.identifier])[candidate.identifier]
+    assert dynamodb.write_candidates([read]).written == [candidate.identifier]
+    dynamodb.put_candidates([read])
+
+    assert [raw(dynamodb, i["PrimaryKeyHashKey"]["S"], i["PrimaryKeyRangeKey"]["S"]) for i in foreign] == foreign
+    assert [i for page in dynamodb.segment_id_pages(0, 1, 10) for i in page] == [candidate.identifier]
