@@ -18,11 +18,6 @@ pytestmark = pytest.mark.slow
 # moto copies the whole table for every transaction, so a write costs more the larger the table: a
 # hundred candidates keep each test within a minute and still make every fault happen many times.
 COUNT = 100
-IDEMPOTENT_WRITES_PENDING = (
-    "a TransactWriteItems whose response is lost is sent again by botocore, fails its own revision check "
-    "and is counted a conflict, so the candidate is written twice (revision +2), until an unknown outcome "
-    "is resolved by reading the version back (issue 10 item 1, branch i11-writes)"
-)
 
 
 @pytest.fixture
@@ -58,7 +53,6 @@ def test_throttled_requests_refresh_every_candidate_exactly_once(tables, proxy):
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
 
 
-@pytest.mark.xfail(strict=True, reason=IDEMPOTENT_WRITES_PENDING)
 def test_lost_responses_refresh_every_candidate_exactly_once(tables, proxy):
     direct, ids = tables
     proxy.lose_response = [FaultRule(every=7)]

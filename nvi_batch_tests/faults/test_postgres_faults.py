@@ -23,11 +23,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # each waits out faults f
 COUNT = 600
 # The outage the issue describes; the test that waits it out in full is the suite's longest (~35 s).
 OUTAGE_SECONDS = 30
-IDEMPOTENT_WRITES_PENDING = (
-    "a COMMIT whose reply is lost is written again by the retry (revision +2) until writes are idempotent: "
-    "versions chosen once per chunk and an unknown outcome resolved by reading back (issue 10 item 1, "
-    "branch i11-writes)"
-)
 
 
 @pytest.fixture
@@ -53,7 +48,6 @@ def through(proxy: PostgresFaultProxy, database_name: str) -> SqlStoreResource:
     return SqlStoreResource(database_url=proxy.url(database_name))
 
 
-@pytest.mark.xfail(strict=True, reason=IDEMPOTENT_WRITES_PENDING)
 def test_lost_commit_replies_refresh_every_candidate_exactly_once(database, proxy):
     name, direct, ids = database
     proxy.drop_commit_reply_every = 4
