@@ -12,6 +12,7 @@ import socket
 import sqlite3
 from dataclasses import dataclass
 
+import psycopg2
 import sqlalchemy.exc as sa_exc
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
@@ -76,9 +77,13 @@ def _is_transient(error: BaseException) -> bool:
         return code in _TRANSIENT_AWS_CODES or status >= 500
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return True
-    if isinstance(error, sa_exc.OperationalError) and isinstance(error.orig, sqlite3.OperationalError):
+    # The stores use the driver's cursor directly on hot paths, so its own exceptions arrive unwrapped too.
+    driver_error = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    if isinstance(driver_error, sqlite3.OperationalError):
         # SQLite says "no such table" and "database is locked" with the same class: only the second passes.
-        return any(word in str(error.orig).lower() for word in _TRANSIENT_SQLITE_WORDS)
+        return any(word in str(driver_error).lower() for word in _TRANSIENT_SQLITE_WORDS)
+    if isinstance(driver_error, psycopg2.OperationalError | psycopg2.InterfaceError):
+        return True  # the connection, a deadlock or serialization failure, a cancelled statement
     return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
 
 

@@ -1,7 +1,9 @@
 """Backoff with full jitter, in-run retries, and the circuit breaker that keeps outages from killing items."""
 
 import random
+import sqlite3
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 from botocore.exceptions import ClientError
@@ -9,6 +11,7 @@ from botocore.exceptions import ClientError
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.engine.errors import PERMANENT, TRANSIENT, DependencyUnavailable, classify, redact
 from nvi_batch.engine.resilience import CircuitBreaker, GuardedStore, RetryPolicy, call_resiliently
+from nvi_batch_tests.aws import free_port
 
 
 def throttled():
@@ -200,3 +203,20 @@ def test_a_driver_error_is_kept_as_its_class_and_reason_without_the_statement_or
     assert "unique" in classified.message.lower() and "\n" not in classified.message
     for leak in ("confidential", "INSERT INTO", "parameters", "4f1c"):
         assert leak not in classified.message
+
+
+def test_driver_errors_raised_from_the_drivers_own_cursor_are_classified_like_wrapped_ones(tmp_path):
+    locked = sqlite3.connect(tmp_path / "locked.sqlite", timeout=0, isolation_level=None)
+    locked.execute("CREATE TABLE t (x INTEGER)")
+    other = sqlite3.connect(tmp_path / "locked.sqlite", timeout=0)
+    with pytest.raises(sqlite3.OperationalError) as missing:
+        other.execute("SELECT * FROM no_such_table")
+    locked.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(sqlite3.OperationalError) as busy:
+        other.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(psycopg2.OperationalError) as refused:
+        psycopg2.connect(host="127.0.0.1", port=free_port(), connect_timeout=2)
+
+    assert classify(busy.value).error_class == TRANSIENT, "database is locked"
+    assert classify(missing.value).error_class == PERMANENT, "no such table"
+    assert classify(refused.value).error_class == TRANSIENT, "connection refused"
