@@ -70,3 +70,32 @@ def test_candidates_added_and_moved_during_a_run_leave_the_checks_green_and_are_
     assert {revision for i, revision in service_revisions.items()
             if i not in (reached_then_moved, moved_before_reached)} == {2}
     assert refresh.metadata["written"] == COUNT - 1 + ADDED - len(not_reached)
+
+
+def test_a_candidate_of_the_year_that_the_run_never_reached_fails_the_check_naming_it():
+    """What the check is for: a candidate in the year since before the run, behind the run's cursor,
+    neither written nor failed (here one the scan could not see, put in place mid-run with the
+    `lastWrittenAt` of long ago, as a lost candidate would have) turns the blocking check red."""
+    with throwaway_postgres_database("nvi_live") as url, PostgresFaultProxy(
+        upstream_port=int(POSTGRES_URL.split(":")[-1].split("/")[0])
+    ) as proxy:
+        service = SqlStore(url)
+        service.create_schema()
+        ids = sorted(seed_year(service, COUNT))
+        [missed] = demo_candidates(1, seed=78, shape=DemoShape(years=(YEAR,), old_row_share=0))
+        missed.identifier = "00000000-0000-4000-8000-000000000000"  # behind every cursor
+        missed.last_written_at = "2020-01-01T00:00:00.000Z"
+
+        def lose_one(commit: int) -> None:
+            if commit == WRITES_AFTER_CHUNK:
+                service.put_candidates([missed])
+
+        proxy.on_commit = lose_one
+        refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, url.rsplit("/", 1)[1]))
+        service.dispose()
+
+    check = refresh.checks["every_item_accounted_for"]
+    assert not check.passed and missed.identifier in check.description
+    assert check.metadata["missed"].value == 1
+    assert not refresh.result.success and refresh.batch_status == "FAILED", "a blocking check failed"
+    assert refresh.metadata["written"] == len(ids)

@@ -20,7 +20,7 @@ from nvi_batch_tests.faults.refresh import (
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]  # each waits out faults for seconds
 
-COUNT = 600
+COUNT = 300
 # The outage the issue describes; the test that waits it out in full is the suite's longest (~35 s).
 OUTAGE_SECONDS = 30
 
@@ -50,7 +50,7 @@ def through(proxy: PostgresFaultProxy, database_name: str) -> SqlStoreResource:
 
 def test_lost_commit_replies_refresh_every_candidate_exactly_once(database, proxy):
     name, direct, ids = database
-    proxy.drop_commit_reply_every = 4
+    proxy.drop_commit_reply_every = 3
     refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, name), outage_budget_seconds=60)
     assert proxy.dropped_commit_replies >= 2
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
@@ -58,7 +58,7 @@ def test_lost_commit_replies_refresh_every_candidate_exactly_once(database, prox
 
 def test_connections_reset_in_the_middle_of_a_chunk_lose_and_repeat_nothing(database, proxy):
     name, direct, ids = database
-    proxy.reset_write_every = 5  # a chunk writes its rows and its checkpoint: resets fall on either
+    proxy.reset_write_every = 4  # a chunk writes its rows and its checkpoint: resets fall on either
     refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, name), outage_budget_seconds=60)
     assert proxy.reset_writes >= 3
     assert refresh.metadata["retries"] >= proxy.reset_writes

@@ -18,7 +18,7 @@ from nvi_batch_tests.faults.refresh import (
 
 pytestmark = pytest.mark.slow  # waits out the lock
 
-COUNT = 600
+COUNT = 300
 # Longer than the busy timeout below by far, so that writes fail and the breaker waits the lock out;
 # the full 30 s outage of the issue is waited out on PostgreSQL (test_postgres_faults).
 LOCK_SECONDS = 8
