@@ -23,7 +23,8 @@ from nvi_batch.settings import (
     SettingInvalid,
 )
 
-BAD_SETTINGS = {"NVI_ALERT_AFTER_FAILURES": "abc", "NVI_DEPLOYMENT": "prod", "PROCESSING_ENABLED": "maybe"}
+BAD_SETTINGS = {"NVI_ALERT_AFTER_FAILURES": "abc", "NVI_DEPLOYMENT": "prod", "PROCESSING_ENABLED": "maybe",
+                "NVI_REPORT_LINK_EXPIRY_SECONDS": "1 hour", "NVI_CODE_SERVER_PORT": "http"}
 
 
 @pytest.mark.slow
@@ -119,3 +120,13 @@ def test_an_unknown_deployment_loads_and_every_use_of_the_store_says_what_to_fix
     assert not result.success
     assert 'NVI_DEPLOYMENT="prod" is not local or production' in str(
         result.get_step_failure_events()[0].step_failure_data.error.cause.message)
+
+
+def test_a_bad_link_expiry_is_named_when_the_report_files_are_opened(monkeypatch):
+    from nvi_batch.defs.institution_reports import S3ReportFilesResource
+
+    monkeypatch.setenv("NVI_REPORT_LINK_EXPIRY_SECONDS", "1 hour")
+    files = S3ReportFilesResource(bucket="reports")
+    with pytest.raises(SettingInvalid, match='NVI_REPORT_LINK_EXPIRY_SECONDS="1 hour" is not a number of seconds'):
+        files.open()
+    assert S3ReportFilesResource(bucket="reports", link_expiry_seconds=600).expiry_seconds() == 600

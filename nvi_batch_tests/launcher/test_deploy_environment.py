@@ -2,8 +2,8 @@
 the AWS Batch job definition and the image each set every one, secrets only by reference, and none sets
 a variable nothing reads.
 
-The variables are read from the code itself with `ast` (`dg.EnvVar("…")` in resources, `os.environ`
-and `os.getenv` reads) and from deploy/dagster.yaml (`{env: …}` and the launcher's `env_vars`), so a
+The variables are read from the code itself with `ast` (`dg.EnvVar("…")` in resources, the parsed
+settings of `nvi_batch/settings.py` (`Setting("…", …)`), `os.environ` and `os.getenv` reads) and from deploy/dagster.yaml (`{env: …}` and the launcher's `env_vars`), so a
 new setting fails this test until deploy/ sets it.
 """
 
@@ -39,14 +39,14 @@ IMAGE_TOOLING_PREFIXES = ("PYTHON", "PIP_")
 
 
 def environment_reads(source: str, filename: str) -> Iterator[tuple[str, str]]:
-    """(variable, place) for every `EnvVar("X")`, `os.environ.get("X")`, `os.environ["X"]`,
+    """(variable, place) for every `EnvVar("X")`, `Setting("X", …)`, `os.environ.get("X")`, `os.environ["X"]`,
     `os.environ.setdefault("X", …)`, `os.getenv("X")` and `"X" in os.environ` of a module."""
     for node in ast.walk(ast.parse(source, filename)):
         name = None
         if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             function = node.func
             if isinstance(function, ast.Attribute) and function.attr == "EnvVar" or (
-                isinstance(function, ast.Name) and function.id == "EnvVar"
+                isinstance(function, ast.Name) and function.id in ("EnvVar", "Setting")
             ):
                 name = node.args[0].value
             elif isinstance(function, ast.Attribute) and (
@@ -194,8 +194,9 @@ port = os.getenv("F")
 if "G" in os.environ:
     pass
 settings = {"H": 1}.get("H")
+ALERTS = Setting("I", 2, int, "a number")
 """
-    assert sorted(name for name, _ in environment_reads(source, "m.py")) == list("ABCDEFG")
+    assert sorted(name for name, _ in environment_reads(source, "m.py")) == list("ABCDEFGI")
 
 
 def test_the_rendered_definitions_hold_no_placeholder_left_unfilled():
