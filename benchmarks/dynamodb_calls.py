@@ -30,13 +30,21 @@ import boto3
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nvi_batch.demo_data import demo_candidates, demo_periods  # noqa: E402
+from nvi_batch.domain.items import next_write  # noqa: E402
 from nvi_batch.engine import processors  # noqa: E402
 from nvi_batch.engine.scans import YearScan  # noqa: E402
 from nvi_batch.engine.step import StepSettings, run_candidate_step  # noqa: E402
 from nvi_batch.storage.dynamodb import PUBLICATION_HASH_KEY, YEAR_HASH_KEY, DynamoDbStore  # noqa: E402
+from nvi_batch.storage.dynamodb.capacity import (  # noqa: E402
+    WriteCapacityLimiter,
+    item_size,
+    transaction_write_units,
+    write_units,
+)
+from nvi_batch.storage.dynamodb.values import serialize  # noqa: E402
 from nvi_batch_tests.aws import REGION, dynamodb_store, moto_server  # noqa: E402
 
-WRITE_KB, READ_KB = 1024, 4096
+READ_KB = 4096
 SEED_CHUNK = 250
 
 
@@ -63,31 +71,6 @@ def speed_up_moto() -> None:
 
     models.copy = types.SimpleNamespace(deepcopy=deepcopy)
     Table.all_items = all_items
-
-
-def value_size(value: dict) -> int:
-    """Bytes DynamoDB counts for one attribute value (its name is counted by the caller)."""
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(inner.encode())
-    if kind == "N":
-        digits = inner.lstrip("-").split("E")[0].replace(".", "").strip("0")
-        return (len(digits) + 1) // 2 + 1
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "L":
-        return 3 + sum(value_size(element) + 1 for element in inner)
-    if kind == "M":
-        return 3 + sum(len(name.encode()) + value_size(element) + 1 for name, element in inner.items())
-    raise ValueError(f"no size rule for {kind}")
-
-
-def item_size(item: dict) -> int:
-    return sum(len(name.encode()) + value_size(value) for name, value in item.items())
-
-
-def write_units(item: dict) -> int:
-    return max(1, math.ceil(item_size(item) / WRITE_KB))
 
 
 def index_write_units(item: dict) -> int:
@@ -204,6 +187,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=2000, help="candidates to seed (over four years)")
     parser.add_argument("--year", default="2024", help="the reporting year to refresh")
     parser.add_argument("--batch-size", type=int, default=700, help="the engine's max_batch_size")
+    parser.add_argument("--cap", type=float, default=60.0, help="max_write_capacity_per_second of the capped run")
     args = parser.parse_args()
 
     speed_up_moto()
@@ -212,6 +196,7 @@ def main() -> None:
         seed(store, args.count)
         print(f"seeded {args.count} candidates into {store.describe()} in {time.perf_counter() - started:.1f}s", flush=True)
 
+        java_units = java_refresh_write_units(store, args.year)
         meter = Meter(store, boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint_url))
         started = time.perf_counter()
         report = run_candidate_step(
@@ -223,6 +208,41 @@ def main() -> None:
         print(f"refreshed year {args.year}: read {counters.read}, written {counters.written}, "
               f"commits {counters.commits}, conflicts {counters.conflicts} in {elapsed:.1f}s (moto timing, not AWS)\n")
         print_table(meter, max(1, counters.read))
+        ours = meter.write_units["TransactWriteItems"]
+        print(f"\nthe Java refresh (updateCandidateAggregate: a Put of the candidate, every approval and every note, "
+              f"in one transaction) of the same aggregates: {java_units / max(1, counters.read):.2f} WCU per candidate; "
+              f"ours {ours / max(1, counters.written):.2f} ({ours / max(1, java_units):.2f}×)")
+        capped_run(store, args.year, args.cap, args.batch_size)
+
+
+def java_refresh_write_units(store: DynamoDbStore, year: str) -> float:
+    """WCU of nva-nvi's refresh of the year's aggregates as they are now: CandidateService.refreshCandidate
+    → updateCandidateAggregate puts every item of the aggregate (each with a new version) in one
+    transaction: 2 WCU per started KB of each item, the items the DAOs write."""
+    units = 0.0
+    for ids in store.candidate_id_pages(year, 700):
+        for candidate in store.read_candidates(ids).values():
+            items = next_write(candidate, "2025-01-01T00:00:00.000Z").items
+            units += 2 * sum(write_units(serialize(item)) for item in items)
+    return units
+
+
+def capped_run(store: DynamoDbStore, year: str, cap: float, batch_size: int) -> None:
+    """Refresh the year again with the store held to `cap` WCU/s; the rate is measured between the first
+    and the last transaction sent, from each one's units (computed from item sizes: moto reports none)."""
+    sent = []
+
+    def note(request, **_):
+        sent.append((time.monotonic(), transaction_write_units(json.loads(request.body)["TransactItems"])))
+
+    store.write_capacity = WriteCapacityLimiter(cap)
+    store.client.meta.events.register("before-send.dynamodb.TransactWriteItems", note)
+    run_candidate_step(store, YearScan(year), processors.refresh,
+                       StepSettings(job="REFRESH_CANDIDATES_CAPPED", max_batch_size=batch_size), ledger=store)
+    sent.sort()
+    rate = sum(units for _, units in sent[:-1]) / (sent[-1][0] - sent[0][0])
+    print(f"\ncapped at {cap:.0f} WCU/s: {len(sent)} transactions, {rate:.1f} WCU/s held "
+          f"({(rate / cap - 1) * 100:+.1f} %), {store.write_capacity.throttles} throttled")
 
 
 if __name__ == "__main__":

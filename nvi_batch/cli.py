@@ -70,6 +70,8 @@ def seed_store(store: SqlStore, count: int, seed: int) -> None:
         store.put_candidates(batch)
         done += len(batch)
         _progress(done, count, started)
+    if isinstance(store, SqlStore):  # PostgreSQL plans keyset pages from statistics: give it some now
+        store.refresh_statistics()
 
 
 def seed_publications(data_dir: str, count: int, seed: int) -> None:

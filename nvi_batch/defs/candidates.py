@@ -74,7 +74,9 @@ def candidates(
 
 def with_own_checks(asset: dg.AssetsDefinition) -> dg.AssetSelection:
     """The asset and the checks its own op evaluates, without checks defined elsewhere on it: the
-    whole-store freshness checks run from their own sensor, not as a step of every year's run."""
+    whole-store freshness checks run from their own sensor, not as a step of every year's run. Being
+    one step, such a job runs in the run's own process (the in-process executor): a step process of
+    its own would load the definitions a second time."""
     return dg.AssetSelection.assets(asset).without_checks() | dg.AssetSelection.checks(*asset.check_keys)
 
 
@@ -83,6 +85,7 @@ refresh_candidates_job = dg.define_asset_job(
     selection=with_own_checks(candidates),
     partitions_def=reporting_year_partitions,
     description="REFRESH_CANDIDATES for one reporting year.",
+    executor_def=dg.in_process_executor,
     tags={"nvi/job": REFRESH_CANDIDATES},
 )
 
@@ -91,6 +94,7 @@ refresh_periods_job = dg.define_asset_job(
     selection=with_own_checks(periods),
     partitions_def=reporting_year_partitions,
     description="REFRESH_PERIODS for one reporting year.",
+    executor_def=dg.in_process_executor,
     tags={"nvi/job": "REFRESH_PERIODS"},
 )
 

@@ -4,6 +4,9 @@ The asset streams the year's candidates a page at a time through `YearReportBuil
 publication-points rows go straight to a local Parquet spool file, so nothing in the run grows with
 the size of the year. The report IO manager then publishes every table as CSV and Parquet: to a
 local folder by default, to S3 when `NVI_DEPLOYMENT=production`.
+
+pandas and pyarrow are imported inside the functions that use them: every run (and every step
+process) loads this module with the code location, and they would add about a second to each load.
 """
 
 import abc
@@ -16,12 +19,10 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 import dagster as dg
-import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from botocore.config import Config
 
 from nvi_batch.defs.candidates import candidates, with_own_checks
@@ -35,6 +36,11 @@ from nvi_batch.domain.report import (
 )
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
 PAGE_SIZE = 700
 ROWS_PER_ROW_GROUP = 10_000
 POINT_SAMPLE_SIZE = 200
@@ -45,10 +51,14 @@ SPOOL_FILE = "publication_points.parquet"
 TOTALS_CHECK = "totals_match_store"
 POINTS_CHECK = "points_follow_rules"
 
-PUBLICATION_POINTS_SCHEMA = pa.schema(
-    list(zip(PUBLICATION_POINTS_COLUMNS, [pa.string(), pa.string(), pa.string(), pa.int8(), pa.int8(),
-                                          pa.decimal128(18, 4)], strict=True))
-)
+
+def publication_points_schema() -> "pa.Schema":
+    import pyarrow as pa
+
+    return pa.schema(
+        list(zip(PUBLICATION_POINTS_COLUMNS, [pa.string(), pa.string(), pa.string(), pa.int8(), pa.int8(),
+                                              pa.decimal128(18, 4)], strict=True))
+    )
 
 
 @dataclass
@@ -59,8 +69,8 @@ class YearReport:
     """
 
     year: str
-    period_totals: pd.DataFrame
-    institution_totals: pd.DataFrame
+    period_totals: "pd.DataFrame"
+    institution_totals: "pd.DataFrame"
     spool_dir: Path
     publication_points_rows: int
     sampled: int = 0
@@ -82,8 +92,11 @@ def stream_year_report(store, year: str, now: dt.datetime, spool_dir: Path) -> Y
         raise dg.Failure(description=f"reporting year {year} has no period in {store.describe()}")
     builder = YearReportBuilder(year, period.status(now))
     stride = max(1, store.count_year(year) // POINT_SAMPLE_SIZE)
+    import pyarrow.parquet as pq
+
     mismatches, sampled, seen, rows_written, buffered = [], 0, 0, 0, []
-    with pq.ParquetWriter(spool_dir / SPOOL_FILE, PUBLICATION_POINTS_SCHEMA) as writer:
+    schema = publication_points_schema()
+    with pq.ParquetWriter(spool_dir / SPOOL_FILE, schema) as writer:
         for ids in store.candidate_id_pages(year, PAGE_SIZE):
             page = store.read_candidates(ids)
             for identifier in ids:
@@ -99,9 +112,9 @@ def stream_year_report(store, year: str, now: dt.datetime, spool_dir: Path) -> Y
                     mismatches.extend((identifier, message) for message in point_mismatches(candidate.data))
                 seen += 1
             if len(buffered) >= ROWS_PER_ROW_GROUP:
-                rows_written += _write_rows(writer, buffered)
+                rows_written += _write_rows(writer, schema, buffered)
                 buffered = []
-        rows_written += _write_rows(writer, buffered)
+        rows_written += _write_rows(writer, schema, buffered)
     return YearReport(
         year=year,
         period_totals=builder.period_totals(),
@@ -114,10 +127,12 @@ def stream_year_report(store, year: str, now: dt.datetime, spool_dir: Path) -> Y
     )
 
 
-def _write_rows(writer: pq.ParquetWriter, rows: list) -> int:
+def _write_rows(writer: "pq.ParquetWriter", schema: "pa.Schema", rows: list) -> int:
+    import pyarrow as pa
+
     if rows:
         columns = list(zip(*rows, strict=True))
-        writer.write_table(pa.Table.from_arrays([list(c) for c in columns], schema=PUBLICATION_POINTS_SCHEMA))
+        writer.write_table(pa.Table.from_arrays([list(c) for c in columns], schema=schema))
     return len(rows)
 
 
@@ -126,6 +141,8 @@ def _write_rows(writer: pq.ParquetWriter, rows: list) -> int:
 
 def stage_files(report: YearReport, staging: Path) -> list[Path]:
     """Write every table as CSV and Parquet into `staging`; the large one a row group at a time."""
+    import pyarrow.parquet as pq
+
     files = []
     for name, frame in (("period_totals", report.period_totals), ("institution_totals", report.institution_totals)):
         frame.to_csv(staging / f"{name}.csv", index=False)
@@ -160,7 +177,9 @@ class ReportIOManager(dg.ConfigurableIOManager):
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> dict[str, pd.DataFrame]:
+    def load_input(self, context: dg.InputContext) -> "dict[str, pd.DataFrame]":
+        import pandas as pd
+
         year = context.asset_partition_key
         return {table: pd.read_parquet(self._get(year, f"{table}.parquet")) for table in TABLES}
 
@@ -284,6 +303,7 @@ year_report_job = dg.define_asset_job(
     selection=with_own_checks(year_reports),
     partitions_def=reporting_year_partitions,
     description="Build the report of one reporting year.",
+    executor_def=dg.in_process_executor,
     tags={"nvi/job": "YEAR_REPORT"},
 )
 
@@ -343,7 +363,7 @@ def report_metadata(report: YearReport) -> dict:
     return metadata
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def _markdown(frame: "pd.DataFrame") -> str:
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     lines = [header, "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(str(value).replace("|", "\\|") for value in row) + " |" for row in frame.itertuples(index=False)]

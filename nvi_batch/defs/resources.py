@@ -17,6 +17,7 @@ from pathlib import Path
 
 import dagster as dg
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
+from pydantic import Field
 
 from nvi_batch.defs.executors import segment_processes, segment_tasks
 from nvi_batch.defs.partitions import add_year_of_run
@@ -39,8 +40,10 @@ def _sql_store(url: str) -> SqlStore:
 
 
 @functools.lru_cache(maxsize=16)
-def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str) -> DynamoDbStore:
-    return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name)
+def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str,
+                    max_write_capacity_per_second: float) -> DynamoDbStore:
+    return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name,
+                         max_write_capacity_per_second=max_write_capacity_per_second or None)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -78,9 +81,15 @@ class DynamoDbStoreResource(NviStoreResource):
     ledger_table_name: str
     region_name: str
     endpoint_url: str = ""
+    max_write_capacity_per_second: float = Field(
+        default=0.0, ge=0.0,
+        description="WCU per second the run's writes to the table are held to (0: no cap): the runbook's "
+                    "'adjust throughput', to leave the service its share of a provisioned table.",
+    )
 
     def open(self) -> DynamoDbStore:
-        return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url)
+        return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url,
+                               self.max_write_capacity_per_second)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):

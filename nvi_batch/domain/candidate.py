@@ -87,6 +87,9 @@ class CandidateAggregate:
     last_written_at: str | None = None
     period_year: str | None = None
     extra: dict = field(default_factory=dict)
+    # The write being made of this aggregate (an `items.AggregateWrite`), chosen before its first
+    # attempt and kept by its retries; None when no write is under way.
+    pending_write: object | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         self.approval_items = [a if isinstance(a, ApprovalItem) else ApprovalItem(a) for a in self.approval_items]

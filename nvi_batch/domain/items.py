@@ -230,6 +230,7 @@ class AggregateWrite:
 
     def apply(self) -> None:
         candidate = self.candidate
+        candidate.pending_write = None
         candidate.revision, candidate.version = self.revision, self.version
         candidate.last_written_at = self.written_at
         candidate.period_year = self.items[0].get(PERIOD_YEAR)
@@ -252,6 +253,17 @@ def next_write(candidate: CandidateAggregate, written_at: str,
     items += [note_attributes(candidate, key, item, new_version())
               for key, item in zip(note_keys, candidate.note_items, strict=True)]
     return AggregateWrite(candidate, written_at, items, [*candidate.approval_items, *candidate.note_items])
+
+
+def planned_write(candidate: CandidateAggregate, written_at: str) -> AggregateWrite:
+    """The aggregate's write under way, or `next_write` if there is none: its versions and
+    `lastWrittenAt` are chosen once, before the first attempt, and every retry writes the same. A
+    retry after an unknown outcome (the reply to a COMMIT lost) can then tell by the candidate's
+    `version` that the row is already written, and count it written, not conflicting."""
+    pending = candidate.pending_write
+    if not (isinstance(pending, AggregateWrite) and pending.revision == (candidate.revision or 0) + 1):
+        pending = candidate.pending_write = next_write(candidate, written_at)
+    return pending
 
 
 def _extra(item: dict, known: frozenset) -> dict:

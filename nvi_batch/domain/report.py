@@ -15,9 +15,7 @@ from __future__ import annotations
 import decimal
 from collections import Counter
 from decimal import Decimal
-from typing import NamedTuple
-
-import pandas as pd
+from typing import TYPE_CHECKING, NamedTuple
 
 from nvi_batch.domain import points as point_rules
 from nvi_batch.domain.candidate import (
@@ -31,6 +29,9 @@ from nvi_batch.domain.candidate import (
 )
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.period import PeriodStatus
+
+if TYPE_CHECKING:  # pandas is imported where frames are built: loading the code location skips it
+    import pandas as pd
 
 UNKNOWN_SECTOR = "UNKNOWN"
 MALFORMED_IDS_KEPT = 20
@@ -216,6 +217,8 @@ class YearReportBuilder:
             "undisputedTotalCount": approved + counts[GlobalStatus.PENDING] + rejected,
             "validPoints": point_rules.round_points(self.valid_points),
         }
+        import pandas as pd
+
         return pd.DataFrame([row], columns=list(PERIOD_TOTALS_COLUMNS))
 
     def institution_totals(self) -> pd.DataFrame:
@@ -224,10 +227,14 @@ class YearReportBuilder:
             (tally.row() for tally in self.institutions.values()),
             key=lambda row: (-row["validPoints"], row["institutionId"]),
         )
+        import pandas as pd
+
         return pd.DataFrame(rows, columns=list(INSTITUTION_TOTALS_COLUMNS))
 
 
 def publication_points_frame(rows: list[PublicationPointsRow]) -> pd.DataFrame:
+    import pandas as pd
+
     return pd.DataFrame(rows, columns=list(PUBLICATION_POINTS_COLUMNS))
 
 

@@ -110,13 +110,14 @@ def run_candidate_step(
     open_in_ledger = runner.open_ledger_ids(scan.scope)
 
     try:
-        for chunk_ids in _chunks(scan.id_pages(store, settings.max_batch_size, cursor), settings.max_items):
+        chunks = _chunks(scan.id_pages(store, settings.max_batch_size, cursor), settings.max_items)
+        for chunk_ids, read_ahead in _read_ahead(chunks, store.read_candidates):
             reason = control.stop_reason()
             if reason is not None:
                 report.stopped = reason
                 break
             with _cyclic_gc_paused():
-                counters = runner.run_chunk(chunk_ids, report, open_in_ledger)
+                counters = runner.run_chunk(chunk_ids, report, open_in_ledger, read_ahead)
             report.counters.add(counters)
             cursor = chunk_ids[-1]
         else:
@@ -155,6 +156,22 @@ def _cyclic_gc_paused():
 
 def _cap(count: int, limit: int | None) -> int:
     return count if limit is None else max(0, min(count, limit))
+
+
+def _read_ahead(chunks: Iterator[list[str]], read) -> Iterator[tuple[list[str], concurrent.futures.Future]]:
+    """Each chunk with the read of its aggregates already under way on a thread of its own: the next
+    chunk is read while this one is processed and written, so the store's I/O and our CPU overlap.
+    At most two chunks are held: the one being worked on and the one being read. Writes stay in chunk
+    order on the caller's thread, each with its checkpoint, so a killed run loses nothing."""
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nvi-read-ahead") as pool:
+        current = None
+        for ids in chunks:
+            upcoming = (ids, pool.submit(read, ids))
+            if current is not None:
+                yield current
+            current = upcoming
+        if current is not None:
+            yield current
 
 
 def _chunks(pages: Iterator[list[str]], max_items: int | None) -> Iterator[list[str]]:
@@ -248,14 +265,15 @@ class _StepRunner:
                 to_write.append(candidate)
         return to_write
 
-    def run_chunk(self, chunk_ids: list[str], report: StepReport, open_in_ledger: set[str]) -> StepCounters:
+    def run_chunk(self, chunk_ids: list[str], report: StepReport, open_in_ledger: set[str],
+                  read_ahead: concurrent.futures.Future | None = None) -> StepCounters:
         counters = StepCounters()
         failures: dict[str, BaseException] = {}  # item id → why it failed in this chunk
         checkpoint = self.scan.checkpoint(self.settings.job, chunk_ids[-1], self.settings.run_id)
         pending = list(chunk_ids)
         written: list[str] = []
         for round_number in range(self.settings.conflict_rereads + 1):
-            aggregates = self._store_call(lambda ids=pending: self.store.read_candidates(ids), counters)
+            aggregates = self._read(pending, read_ahead if round_number == 0 else None, counters)
             for missing in [i for i in pending if i not in aggregates]:
                 failures[missing] = KeyError(f"candidate {missing} not found")
             candidates = [aggregates[i] for i in pending if i in aggregates]
@@ -291,6 +309,15 @@ class _StepRunner:
             self._store_call(lambda: self.ledger.resolve_items(self.settings.job, resolved), counters)
             open_in_ledger.difference_update(resolved)
         return counters
+
+    def _read(self, ids: list[str], read_ahead: concurrent.futures.Future | None, counters: StepCounters) -> dict:
+        """The chunk's aggregates: from its read-ahead when that succeeded, else read (and retried) now."""
+        if read_ahead is not None:
+            try:
+                return read_ahead.result()
+            except Exception:  # noqa: S110 - the guarded read below retries it, or stops the run
+                pass
+        return self._store_call(lambda: self.store.read_candidates(ids), counters)
 
     def _write(self, batch, checkpoint, counters, failures: dict, report) -> WriteResult:
         """Write a batch in one call; if the store refuses it for a bad aggregate, write the rest one by

@@ -1,5 +1,8 @@
 """The code location loads, and a partitioned materialization records its counters on a real instance."""
 
+import subprocess
+import sys
+
 import dagster as dg
 
 from nvi_batch.cli import register_partitions, seed_store
@@ -39,3 +42,20 @@ def test_a_year_materializes_with_its_counters_on_a_real_instance(tmp_path, dags
     assert metadata["items_per_second"].value > 0 and metadata["duration_seconds"].value > 0
     assert metadata["batch_status"].value == "COMPLETED"
     assert run.tags["nvi/batch_status"] == "COMPLETED"
+
+
+def test_a_partition_run_is_only_its_assets_own_step():
+    """Freshness checks judge the whole store from their own sensor; they do not ride along in every run."""
+    for job_name, own_checks in [
+        ("refresh_candidates_job", {"every_item_accounted_for", "no_dead_letters", "period_consistent"}),
+        ("year_report_job", {"totals_match_store", "points_follow_rules"}),
+    ]:
+        job = defs.resolve_job_def(job_name)
+        assert len(job.graph.node_defs) == 1
+        assert {key.name for key in job.asset_layer.asset_graph.asset_check_keys} == own_checks
+
+
+def test_loading_the_code_location_imports_no_dataframe_or_plotting_library():
+    code = "import sys, nvi_batch.definitions; print(sorted({'pandas', 'pyarrow', 'matplotlib'} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

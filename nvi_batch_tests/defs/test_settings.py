@@ -121,12 +121,3 @@ def test_an_unknown_deployment_loads_and_every_use_of_the_store_says_what_to_fix
     assert 'NVI_DEPLOYMENT="prod" is not local or production' in str(
         result.get_step_failure_events()[0].step_failure_data.error.cause.message)
 
-
-def test_a_bad_link_expiry_is_named_when_the_report_files_are_opened(monkeypatch):
-    from nvi_batch.defs.institution_reports import S3ReportFilesResource
-
-    monkeypatch.setenv("NVI_REPORT_LINK_EXPIRY_SECONDS", "1 hour")
-    files = S3ReportFilesResource(bucket="reports")
-    with pytest.raises(SettingInvalid, match='NVI_REPORT_LINK_EXPIRY_SECONDS="1 hour" is not a number of seconds'):
-        files.open()
-    assert S3ReportFilesResource(bucket="reports", link_expiry_seconds=600).expiry_seconds() == 600

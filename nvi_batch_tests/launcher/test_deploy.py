@@ -38,6 +38,7 @@ PLACEHOLDERS = {
     "NVI_LEDGER_TABLE_NAME": "nvi-batch-ledger",
     "NVI_PUBLICATIONS_BUCKET": "nva-nvi-expanded-resources",
     "NVI_REPORTS_BUCKET": "nvi-batch-reports",
+    "NVI_DBH_MAPPING": "s3://nvi-batch-reports/reports/dbh_institutions.csv",
     "NVI_LEGACY_DLQ_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/nvi-batch-job-dlq",
     "NVI_LEGACY_DLQ_NAME": "nvi-batch-job-dlq",
     "NVI_ECS_CLUSTER": "nvi-batch",

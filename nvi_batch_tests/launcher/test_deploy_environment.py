@@ -2,8 +2,8 @@
 the AWS Batch job definition and the image each set every one, secrets only by reference, and none sets
 a variable nothing reads.
 
-The variables are read from the code itself with `ast` (`dg.EnvVar("…")` in resources, the parsed
-settings of `nvi_batch/settings.py` (`Setting("…", …)`), `os.environ` and `os.getenv` reads) and from deploy/dagster.yaml (`{env: …}` and the launcher's `env_vars`), so a
+The variables are read from the code itself with `ast` (`dg.EnvVar("…")` in resources, `os.environ`
+and `os.getenv` reads) and from deploy/dagster.yaml (`{env: …}` and the launcher's `env_vars`), so a
 new setting fails this test until deploy/ sets it.
 """
 
@@ -31,21 +31,18 @@ SECRETS = {"DAGSTER_PG_PASSWORD"}
 # Read when set, but kept in the store in production (`nvi-batch alerts --webhook`): a webhook URL is a
 # credential, and the store keeps it out of every definition and lets an operator change it without one.
 KEPT_IN_THE_STORE = {"NVI_ALERT_WEBHOOK_URL"}
-# Set by deploy/ ahead of the code that reads it: the failure ledger's own table (issue 9). Once the
-# code reads it the scan finds it by itself.
-ANNOUNCED = {"NVI_LEDGER_TABLE_NAME"}
 # The image's Python and pip settings, which the code does not read.
 IMAGE_TOOLING_PREFIXES = ("PYTHON", "PIP_")
 
 
 def environment_reads(source: str, filename: str) -> Iterator[tuple[str, str]]:
-    """(variable, place) for every `EnvVar("X")`, `Setting("X", …)`, `os.environ.get("X")`, `os.environ["X"]`,
+    """(variable, place) for every `EnvVar("X")`, `Setting("X", …)` (nvi_batch.settings), `os.environ.get("X")`, `os.environ["X"]`,
     `os.environ.setdefault("X", …)`, `os.getenv("X")` and `"X" in os.environ` of a module."""
     for node in ast.walk(ast.parse(source, filename)):
         name = None
         if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
             function = node.func
-            if isinstance(function, ast.Attribute) and function.attr == "EnvVar" or (
+            if isinstance(function, ast.Attribute) and function.attr in ("EnvVar", "Setting") or (
                 isinstance(function, ast.Name) and function.id in ("EnvVar", "Setting")
             ):
                 name = node.args[0].value
@@ -96,7 +93,7 @@ def variables_read() -> dict[str, list[str]]:
 
 def production_variables() -> dict[str, list[str]]:
     """What a production process may read, and where: all reads but the local and stand-in ones."""
-    read = {**variables_read(), **{name: ["announced"] for name in ANNOUNCED}}
+    read = variables_read()
     return {
         name: places
         for name, places in read.items()
@@ -194,9 +191,8 @@ port = os.getenv("F")
 if "G" in os.environ:
     pass
 settings = {"H": 1}.get("H")
-ALERTS = Setting("I", 2, int, "a number")
 """
-    assert sorted(name for name, _ in environment_reads(source, "m.py")) == list("ABCDEFGI")
+    assert sorted(name for name, _ in environment_reads(source, "m.py")) == list("ABCDEFG")
 
 
 def test_the_rendered_definitions_hold_no_placeholder_left_unfilled():

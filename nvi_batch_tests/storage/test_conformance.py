@@ -152,7 +152,7 @@ def moto_of_its_own():
 
 
 @pytest.fixture(params=BACKENDS)
-def fresh_backend(request, _session_stores):
+def fresh_backend(request):
     """Makes an empty backend per chunk of rows: a new table pair on moto, an emptied SQL store."""
     if request.param == "dynamodb":
         endpoint = request.getfixturevalue("moto_of_its_own")
@@ -162,10 +162,11 @@ def fresh_backend(request, _session_stores):
             with dynamodb_store(endpoint, write_workers=4) as store:  # a single writer: nothing to isolate
                 yield DynamoDbBackend(store)
     else:
+        session_store = request.getfixturevalue(f"_{request.param}_session_store")
 
         @contextlib.contextmanager
         def fresh():
-            yield SqlBackend(empty_sql_store(_session_stores[request.param]))
+            yield SqlBackend(empty_sql_store(session_store))
 
     return fresh
 

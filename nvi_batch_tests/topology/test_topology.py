@@ -104,9 +104,9 @@ def launch(topology: Topology, job_name: str, run_config: dict, tags: dict[str, 
 
 
 def launch_tagged(topology: Topology, year: str, launcher: str) -> str:
-    """A year with the `nvi/launcher` tag; its worker is a task or job of its own, so its steps need no
-    processes of their own either."""
-    return launch(topology, "refresh_candidates_job", {"execution": {"config": {"in_process": {}}}},
+    """A year with the `nvi/launcher` tag; its worker is a task or job of its own (the job runs its one
+    step in the run's process by definition)."""
+    return launch(topology, "refresh_candidates_job", {},
                   {"dagster/partition": year, "nvi/launcher": launcher})
 
 

@@ -81,6 +81,7 @@ class Topology:
             # The bucket the demo candidates' publicationBucketUri names.
             "NVI_PUBLICATIONS_BUCKET": DEMO_BUCKET,
             "NVI_REPORTS_BUCKET": "nvi-batch-reports",
+            "NVI_DBH_MAPPING": "",  # no DBH mapping here: the DBH columns stay empty
             "NVI_LEGACY_DLQ_URL": "",
             "NVI_LEGACY_DLQ_NAME": "nvi-batch-job-dlq",
             "NVI_ECS_CLUSTER": CLUSTER,

@@ -2,7 +2,7 @@
 
 An aggregate (candidate + approvals + notes, items as `domain/items.py` describes them) is read with
 one consistent Query on its hash key and written with one TransactWriteItems: each Put replaces its
-item with the attributes the DAO would write (`next_write`) and is conditional on what was read —
+item with the attributes the DAO would write (`planned_write`) and is conditional on what was read —
 the candidate and each approval on its own revision, each note on its version — so that nothing the
 service changed meanwhile (it may update an approval or delete a note without touching the
 candidate) is overwritten. Item kinds the aggregate does not own are never written.
@@ -40,10 +40,11 @@ from nvi_batch.domain.items import (
     candidate_hash_key,
     is_approval_key,
     is_note_key,
-    next_write,
+    planned_write,
     stored_items,
 )
 from nvi_batch.domain.period import Period
+from nvi_batch.storage.dynamodb.capacity import WriteCapacityLimiter, consumed_units, transaction_write_units
 from nvi_batch.storage.dynamodb.ledger import DynamoDbLedger
 from nvi_batch.storage.dynamodb.tables import ledger_table_definition, table_definition
 from nvi_batch.storage.dynamodb.values import deserialize, serialize, string_key
@@ -54,6 +55,10 @@ MAX_TRANSACTION_ACTIONS = 100
 BATCH_WRITE_LIMIT = 25
 _TRANSIENT_CANCELLATIONS = frozenset(
     {"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict", "RequestLimitExceeded"}
+)
+_THROTTLING_ERRORS = frozenset(
+    {"ThrottlingException", "ThrottlingError", "ProvisionedThroughputExceededException",
+     "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
 )
 _session_lock = threading.Lock()
 
@@ -118,7 +123,9 @@ class DynamoDbStore(DynamoDbLedger):
     (`table_name`), the ledger, checkpoints and settings on nvi_batch's own (`ledger_table_name`).
 
     Reads of a chunk run on `max_pool_connections` threads (one Query per aggregate); writes on
-    `write_workers` threads, kept lower because writes are what DynamoDB throttles.
+    `write_workers` threads, kept lower because writes are what DynamoDB throttles, and held to
+    `max_write_capacity_per_second` (WCU, as ConsumedCapacity reports them; None: no cap) with an
+    adaptive back-off when DynamoDB throttles anyway (`capacity.WriteCapacityLimiter`).
     """
 
     def __init__(
@@ -130,6 +137,7 @@ class DynamoDbStore(DynamoDbLedger):
         ledger_table_name: str,
         max_pool_connections: int = 16,
         write_workers: int = 4,
+        max_write_capacity_per_second: float | None = None,
     ):
         if not 1 <= write_workers <= max_pool_connections:
             raise ValueError(f"write_workers must lie in 1..{max_pool_connections}, got {write_workers}")
@@ -146,6 +154,7 @@ class DynamoDbStore(DynamoDbLedger):
             )
         self._read_pool = ThreadPoolExecutor(max_pool_connections, thread_name_prefix="nvi-dynamodb-read")
         self._write_pool = ThreadPoolExecutor(write_workers, thread_name_prefix="nvi-dynamodb-write")
+        self.write_capacity = WriteCapacityLimiter(max_write_capacity_per_second)
 
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
@@ -312,16 +321,28 @@ class DynamoDbStore(DynamoDbLedger):
     def _commit(self, write: AggregateWrite) -> bool:
         """One aggregate, one transaction: True if written, False on a lock conflict; other refusals raise.
 
-        The request token (the new version) makes botocore's retry of a transaction that did land
-        succeed again instead of failing its own revision check as a phantom conflict.
+        The write is planned once (`planned_write`) and its request token is the new version, so every
+        retry of it, by botocore or by the engine, sends the same transaction with the same token: one
+        that did land succeeds again (DynamoDB keeps tokens for ten minutes) instead of failing its own
+        revision check as a phantom conflict. After that, a failed condition is checked by reading
+        the candidate's version back: if it is this write's, the aggregate is written.
         """
         identifier = write.candidate.identifier
+        transaction = self._transaction(write)
+        units = transaction_write_units(transaction)
+        self.write_capacity.wait_turn(units)
         try:
-            self.client.transact_write_items(TransactItems=self._transaction(write), ClientRequestToken=write.version)
+            response = self.client.transact_write_items(
+                TransactItems=transaction, ClientRequestToken=write.version, ReturnConsumedCapacity="TOTAL"
+            )
+            self.write_capacity.consumed(consumed_units(response) or units, reserved=units)
             return True
         except ClientError as error:
             code = error.response["Error"]["Code"]
             message = error.response["Error"].get("Message", "")
+            if code in _THROTTLING_ERRORS:
+                self.write_capacity.throttled()
+                raise
             if code == "ValidationException":
                 raise MalformedRecord(identifier, "aggregate", f"DynamoDB refused the write: {message}") from None
             if code != "TransactionCanceledException":
@@ -329,13 +350,25 @@ class DynamoDbStore(DynamoDbLedger):
             reasons = error.response.get("CancellationReasons") or []
             codes = {reason.get("Code") for reason in reasons}
             if "ConditionalCheckFailed" in codes:
-                return False
+                return self._carries_version(write)
+            if codes & _THROTTLING_ERRORS:
+                self.write_capacity.throttled()
             if codes & _TRANSIENT_CANCELLATIONS:
                 raise StoreUnavailable(f"candidate {identifier}: transaction cancelled ({', '.join(sorted(codes))})") from None
             if "ValidationError" in codes:
                 detail = "; ".join(r.get("Message", "") for r in reasons if r.get("Code") == "ValidationError")
                 raise MalformedRecord(identifier, "aggregate", f"DynamoDB refused the write: {detail}") from None
             raise
+
+    def _carries_version(self, write: AggregateWrite) -> bool:
+        """After a failed condition: whether the candidate item already carries this write's version,
+        i.e. an attempt whose response was lost (and whose token has expired) did write it."""
+        hash_key = candidate_hash_key(write.candidate.identifier)  # the candidate item: range key = hash key
+        response = self.client.get_item(
+            TableName=self.table_name, Key=_key(hash_key, hash_key),
+            ProjectionExpression="#version", ExpressionAttributeNames={"#version": "version"}, ConsistentRead=True,
+        )
+        return response.get("Item", {}).get("version", {}).get("S") == write.version
 
     def _commit_capturing(self, write: AggregateWrite | Exception) -> tuple[bool, Exception | None]:
         if isinstance(write, Exception):
@@ -347,7 +380,7 @@ class DynamoDbStore(DynamoDbLedger):
 
     def _next_write(self, candidate: CandidateAggregate, now: str) -> AggregateWrite | Exception:
         try:
-            return next_write(candidate, now)
+            return planned_write(candidate, now)
         except MalformedRecord as error:
             return error
 

@@ -1,0 +1,64 @@
+"""The next chunk is read while this one is written; never more than two chunks are held."""
+
+import threading
+
+from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
+from nvi_batch.engine import processors
+from nvi_batch.engine.scans import YearScan
+from nvi_batch.engine.step import StepSettings, run_candidate_step
+from nvi_batch.storage.sql import SqlStore
+
+
+class ObservedStore(SqlStore):
+    """A real SQLite store that notes when each chunk is read and written (from whichever thread)."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.lock = threading.Lock()
+        self.events: list[tuple[str, str]] = []
+        self.held_most = 0
+        self.second_read_started = threading.Event()
+
+    def read_candidates(self, identifiers):
+        with self.lock:
+            self.events.append(("read", identifiers[0]))
+            self._note_held()
+            if sum(kind == "read" for kind, _ in self.events) == 2:
+                self.second_read_started.set()
+        return super().read_candidates(identifiers)
+
+    def write_candidates(self, candidates, checkpoint=None):
+        # The first chunk's write waits (a few seconds at most) for the second chunk's read to begin:
+        # with read-ahead it already has; read one after the other, it never would.
+        self.second_read_started.wait(timeout=5)
+        result = super().write_candidates(candidates, checkpoint)
+        if candidates:
+            with self.lock:
+                self.events.append(("written", candidates[0].identifier))
+                self._note_held()
+        return result
+
+    def _note_held(self) -> None:
+        reads = sum(kind == "read" for kind, _ in self.events)
+        writes = sum(kind == "written" for kind, _ in self.events)
+        self.held_most = max(self.held_most, reads - writes)
+
+
+def test_the_next_chunk_is_read_before_this_one_is_written_and_two_at_most_are_held(tmp_path):
+    store = ObservedStore(f"sqlite:///{tmp_path / 'nvi.sqlite'}")
+    store.create_schema()
+    shape = DemoShape(years=("2024",), old_row_share=0.0)
+    store.put_periods(demo_periods(shape))
+    store.put_candidates(list(demo_candidates(50, seed=31, shape=shape)))
+
+    report = run_candidate_step(store, YearScan("2024"), processors.refresh,
+                                StepSettings(job="READ_AHEAD", max_batch_size=10), ledger=store)
+
+    assert report.counters.written == 50 and report.counters.commits == 5
+    reads = [first for kind, first in store.events if kind == "read"]
+    writes = [first for kind, first in store.events if kind == "written"]
+    assert reads == writes, "every chunk read once, and written in the order read"
+    second_read = store.events.index(("read", reads[1]))
+    assert second_read < store.events.index(("written", writes[0])), "chunk 2 was read before chunk 1 was written"
+    assert store.held_most == 2
+    store.dispose()
