@@ -7,6 +7,7 @@ import json
 
 from nvi_batch.cli import CliError, open_store
 from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, PAUSED_SETTING, pause_reason
+from nvi_batch.engine.errors import classify
 from nvi_batch.storage.protocol import LedgerStatus
 
 PARTITION_TAG = "dagster/partition"
@@ -84,15 +85,18 @@ def cmd_alerts(args) -> int:
 
 
 def batch_status_of(run) -> str:
-    """The batch words of the old service for a Dagster run."""
+    """The batch words of the old service for a Dagster run, from its status and its nvi/batch_status tag:
+    a run that ended badly is FAILED whatever its tag says (a process killed outright could not tag it),
+    and a running one whose step already failed is FAILED too."""
     import dagster as dg
 
+    tagged = run.tags.get(BATCH_STATUS_TAG)
     if run.status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING):
         return "PENDING"
     if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING):
-        return "PROCESSING"
+        return "FAILED" if tagged == "FAILED" else "PROCESSING"
     if run.status == dg.DagsterRunStatus.SUCCESS:
-        return run.tags.get(BATCH_STATUS_TAG, "COMPLETED")
+        return tagged if tagged in ("COMPLETED", "PARTIALLY_COMPLETED", "FAILED") else "COMPLETED"
     return "FAILED"
 
 
@@ -122,7 +126,6 @@ def cmd_status(args) -> int:
     import dagster as dg
     from dagster._core.events import DagsterEventType
 
-    store = open_store(args)
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(args.run_id)
         if run is None:
@@ -131,17 +134,27 @@ def cmd_status(args) -> int:
             args.run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.STEP_OUTPUT,
                                   DagsterEventType.STEP_FAILURE}
         ).records
-    counters = {}
+    counters, stops = {}, []
     for metadata in _step_metadata(records).values():
         for name in ("read", "written", "filtered", "skipped", "dead", "left_to_do", "conflicts"):
             if name in metadata:
-                counters[name] = counters.get(name, 0) + metadata[name].value
-    failed = [e for e in store.failures(limit=10_000)
-              if e.run_id == args.run_id and e.status in (LedgerStatus.RETRY_PENDING, LedgerStatus.DEAD)]
+                value = metadata[name].value
+                known = isinstance(value, int) and isinstance(counters.get(name, 0), int)
+                counters[name] = counters.get(name, 0) + value if known else "unknown"
+        if "stopped" in metadata:
+            stops.append(metadata["stopped"].value)
     print(f"{args.run_id}: {batch_status_of(run)}")
     print(f"  job {run.job_name}, partition {run.tags.get(PARTITION_TAG, '-')}, Dagster status {run.status.value}")
     if counters:
         print("  " + "  ".join(f"{name} {value}" for name, value in counters.items()))
+    for stop in stops:
+        print(f"  stopped: {stop}")
+    try:
+        failed = [e for e in open_store(args).failures(limit=10_000)
+                  if e.run_id == args.run_id and e.status in (LedgerStatus.RETRY_PENDING, LedgerStatus.DEAD)]
+    except Exception as error:  # the store may be the very thing that is down
+        print(f"  its failed items: the failure ledger cannot be read now ({classify(error).message})")
+        return 0
     for entry in failed[: args.limit]:
         print(f"  failed {entry.item_id} [{entry.status}, {entry.attempts} tries] {entry.error_type}: {entry.message}")
     return 0

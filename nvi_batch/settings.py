@@ -62,6 +62,4 @@ def one_of(*choices: str) -> Callable[[str], str | None]:
 ALERT_AFTER_FAILURES = Setting("NVI_ALERT_AFTER_FAILURES", 2, whole_number(1, 100), "a whole number from 1 to 100")
 PROCESSING_ENABLED = Setting("PROCESSING_ENABLED", True, boolean, f"one of {', '.join(_TRUE + _FALSE)}")
 DEPLOYMENT = Setting("NVI_DEPLOYMENT", "local", one_of("local", "production"), "local or production")
-REPORT_LINK_EXPIRY_SECONDS = Setting("NVI_REPORT_LINK_EXPIRY_SECONDS", 3600, whole_number(1, 7 * 24 * 3600),
-                                     "a number of seconds from 1 to 604800 (S3's limit for a presigned link)")
 CODE_SERVER_PORT = Setting("NVI_CODE_SERVER_PORT", 4000, whole_number(1, 65535), "a port number from 1 to 65535")

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from nvi_batch.defs.checks import (
+    BLOCKING_CHECKS,
     candidate_check_specs,
     every_item_accounted_for,
     no_dead_letters,
@@ -12,13 +13,20 @@ from nvi_batch.defs.config import RefreshCandidatesConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
 from nvi_batch.defs.running import (
+    BatchStatus,
+    batch_status_on_failure,
     fail_if_stopped,
+    guarded_store,
+    open_store,
     refuse_items_outside_year,
     report_metadata,
     run_step,
     scan_for,
+    tag_batch_status,
+    year_count,
 )
 from nvi_batch.engine import processors
+from nvi_batch.engine.accounting import audit_year
 from nvi_batch.engine.periods import refresh_periods
 
 REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
@@ -31,8 +39,7 @@ REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
     description="The reporting period of a year, refreshed (written back with a new version) under its lock.",
 )
 def periods(context: dg.AssetExecutionContext, nvi_store: NviStoreResource) -> dg.MaterializeResult:
-    store = nvi_store.open()
-    report = refresh_periods(store, [context.partition_key])
+    report = refresh_periods(guarded_store(open_store(nvi_store)), [context.partition_key])
     metadata = {name: dg.MetadataValue.int(value) for name, value in report.counters.as_dict().items()
                 if isinstance(value, int)}
     metadata["duration_seconds"] = dg.MetadataValue.float(round(report.duration_seconds, 3))
@@ -55,21 +62,26 @@ def periods(context: dg.AssetExecutionContext, nvi_store: NviStoreResource) -> d
 def candidates(
     context: dg.AssetExecutionContext, config: RefreshCandidatesConfig, nvi_store: NviStoreResource
 ) -> dg.MaterializeResult:
-    store = nvi_store.open()
     year = context.partition_key
-    refuse_items_outside_year(store, year, config.item_ids)
-    report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES, config)
-    metadata = report_metadata(report, item_count=store.count_year(year))
-    fail_if_stopped(report, metadata)
-    full_year = not (config.item_ids or config.max_items or report.resumed_from)
-    return dg.MaterializeResult(
-        metadata=metadata,
-        check_results=[
-            every_item_accounted_for(report, store, REFRESH_CANDIDATES, year, full_year),
-            no_dead_letters(store, year),
-            period_consistent(store, year),
-        ],
-    )
+    with batch_status_on_failure(context):
+        store = open_store(nvi_store, config)
+        checked = guarded_store(store, config)
+        refuse_items_outside_year(checked, year, config.item_ids)
+        report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES,
+                          config)
+        audit = None if report.stopped or config.item_ids else audit_year(checked, report, year)
+        whole_year = audit is not None and report.resumed_from is None and report.scan_finished
+        item_count = audit.in_year if whole_year else year_count(report, store, year, config)
+        metadata = report_metadata(report, item_count=item_count)
+        fail_if_stopped(report, metadata)
+        check_results = [
+            every_item_accounted_for(report, checked, REFRESH_CANDIDATES, audit),
+            no_dead_letters(checked, year),
+            period_consistent(checked, year),
+        ]
+    if any(not result.passed for result in check_results if result.check_name in BLOCKING_CHECKS):
+        tag_batch_status(context, BatchStatus.FAILED)  # Dagster fails the run for a failed blocking check
+    return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
 def with_own_checks(asset: dg.AssetsDefinition) -> dg.AssetSelection:

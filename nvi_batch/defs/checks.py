@@ -13,6 +13,7 @@ import dagster as dg
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.period import validate_period
+from nvi_batch.engine.accounting import YearAudit
 from nvi_batch.engine.step import StepReport
 from nvi_batch.storage.protocol import LedgerStatus
 
@@ -22,45 +23,68 @@ DEAD_ITEMS_SHOWN = 50
 
 candidate_check_specs = [
     dg.AssetCheckSpec("every_item_accounted_for", asset=CANDIDATES, blocking=True, partitions_def=reporting_year_partitions,
-                      description="in scope = written + filtered + skipped + dead + left to do, and the ledger "
-                                  "holds every failed item of the run"),
+                      description="in scope = written + filtered + skipped + dead + left to do, the ledger holds "
+                                  "every failed item, and every candidate of the year before the run was reached"),
     dg.AssetCheckSpec("no_dead_letters", asset=CANDIDATES, partitions_def=reporting_year_partitions,
                       description="no item of the year is dead in the failure ledger"),
     dg.AssetCheckSpec("period_consistent", asset=CANDIDATES, blocking=True, partitions_def=reporting_year_partitions,
                       description="the year's period exists, is valid and belongs to the year"),
 ]
+BLOCKING_CHECKS = frozenset(spec.name for spec in candidate_check_specs if spec.blocking)
 
 
-def every_item_accounted_for(report: StepReport, store, job: str, year: str, full_year: bool) -> dg.AssetCheckResult:
+def every_item_accounted_for(report: StepReport, store, job: str, audit: YearAudit | None) -> dg.AssetCheckResult:
+    """The counters add up, every failed item is in the ledger, and (for a scan of the year) every
+    candidate in the year before the run started, in the range its scan covered, was written, failed
+    or filtered by it; candidates others added, moved in or changed meanwhile are reported, not lost."""
     counters = report.counters
     in_ledger = store.failures(job=job, item_ids=report.failed_ids) if report.failed_ids else []
     missing_from_ledger = sorted(set(report.failed_ids) - {entry.item_id for entry in in_ledger})
-    year_count = store.count_year(year)
-    problems = []
+    problems, notes = [], []
     if not counters.accounted_for():
         problems.append("counters do not add up")
     if counters.skipped + counters.dead != len(report.failed_ids):
         problems.append("failed items counted differ from failed items recorded")
     if missing_from_ledger:
         problems.append(f"{len(missing_from_ledger)} failed items are not in the ledger")
-    if full_year and counters.read + counters.left_to_do != year_count:
-        problems.append(f"the year holds {year_count} candidates but the run accounted for "
-                        f"{counters.read + counters.left_to_do}")
+    metadata = {
+        "in_scope": counters.in_scope,
+        "written": counters.written,
+        "filtered": counters.filtered,
+        "skipped": counters.skipped,
+        "dead": counters.dead,
+        "left_to_do": counters.left_to_do,
+        "missing_from_ledger": dg.MetadataValue.json(missing_from_ledger[:DEAD_ITEMS_SHOWN]),
+    }
+    if audit is not None:
+        missed = audit.untouched - counters.filtered  # filtered candidates are not written, by design
+        if missed > 0:
+            problems.append(f"{missed} candidates were in the year before the run started, inside the range its "
+                            f"scan covered, yet neither written nor failed by it: {', '.join(audit.untouched_examples)}")
+        if audit.changed_by_others:
+            notes.append(f"{audit.changed_by_others} candidates were added to the year, moved into it or changed by "
+                         "others while the run went on (each write gave them a new version; the next run refreshes "
+                         "them too)")
+        left_the_year = counters.written - audit.written_by_run
+        if left_the_year:
+            notes.append(f"{left_the_year} candidates written by the run have since moved to another year or been "
+                         "written again by others")
+        metadata.update({
+            "year_count": audit.in_year,  # now, in the range the run covered (the whole year unless resumed)
+            "written_by_run_in_year": audit.written_by_run,
+            "added_or_changed_by_others": audit.changed_by_others,
+            "added_or_changed_examples": dg.MetadataValue.json(audit.changed_examples),
+            "moved_out_or_rewritten_by_others": left_the_year,
+            "missed": max(0, missed),
+        })
+    description = "; ".join(problems) or "; ".join(
+        ["every item is written, filtered, skipped, dead or left to do", *notes])
     return dg.AssetCheckResult(
         check_name="every_item_accounted_for",
         asset_key=CANDIDATES,
         passed=not problems,
-        description="; ".join(problems) or "every item is written, filtered, skipped, dead or left to do",
-        metadata={
-            "in_scope": counters.in_scope,
-            "written": counters.written,
-            "filtered": counters.filtered,
-            "skipped": counters.skipped,
-            "dead": counters.dead,
-            "left_to_do": counters.left_to_do,
-            "year_count": year_count,
-            "missing_from_ledger": dg.MetadataValue.json(missing_from_ledger[:DEAD_ITEMS_SHOWN]),
-        },
+        description=description,
+        metadata={name: "unknown" if value is None else value for name, value in metadata.items()},
     )
 
 
@@ -82,17 +106,17 @@ def no_dead_letters(store, year: str) -> dg.AssetCheckResult:
 
 
 def period_consistent(store, year: str) -> dg.AssetCheckResult:
-    period = store.read_period(year)
-    problem = None
-    if period is None:
-        problem = f"no period for {year}"
-    else:
-        try:
+    problem, period = None, None
+    try:
+        period = store.read_period(year)
+        if period is None:
+            problem = f"no period for {year}"
+        else:
             validate_period(period)
             if period.year != year:
                 problem = f"the period stored for {year} says publishingYear {period.year}"
-        except MalformedRecord as error:
-            problem = str(error)
+    except MalformedRecord as error:
+        problem = str(error)
     return dg.AssetCheckResult(
         check_name="period_consistent",
         asset_key=CANDIDATES,

@@ -23,12 +23,14 @@ from pydantic_core import PydanticCustomError
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import CANDIDATE_ID_EXAMPLE, is_candidate_id
 from nvi_batch.domain.payloads import MAX_ITEMS
+from nvi_batch.engine.resilience import DEFAULT_OUTAGE_BUDGET_SECONDS
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE
 
 MAX_ITEM_IDS = DEFAULT_BATCH_SIZE  # one chunk, as the retry and redrive sensors request them
 MAX_ID_CHARS = 64
 MAX_RUNTIME_SECONDS = 24 * 3600  # run monitoring fails a run after 6 hours anyway
 MAX_RETRY_AFTER_SECONDS = 3600  # the cross-run backoff never waits longer
+MAX_OUTAGE_BUDGET_SECONDS = 6 * 3600  # as long as run monitoring lets a run hang
 MAX_ERRORS_SHOWN = 10
 MAX_LINE_CHARS = 300
 
@@ -66,6 +68,11 @@ class StepConfig(dg.Config):
     retry_after_seconds: float = Field(
         default=300.0, ge=0, le=MAX_RETRY_AFTER_SECONDS,
         description="A failed item's next run is due after this, doubling per attempt (max 1 h).",
+    )
+    outage_budget_seconds: float = Field(
+        default=DEFAULT_OUTAGE_BUDGET_SECONDS, ge=0, le=MAX_OUTAGE_BUDGET_SECONDS,
+        description="How long an outage of the store (or of the publications) is waited out before the run stops "
+                    "cleanly at a chunk boundary, counted from its first failed call (default 5 minutes, at most 6 h).",
     )
 
 

@@ -11,7 +11,12 @@ import dagster as dg
 from pydantic import Field
 
 from nvi_batch.defs.candidates import REFRESH_CANDIDATES
-from nvi_batch.defs.config import MAX_RUNTIME_SECONDS, StepConfig, checked_run_config
+from nvi_batch.defs.config import (
+    MAX_OUTAGE_BUDGET_SECONDS,
+    MAX_RUNTIME_SECONDS,
+    StepConfig,
+    checked_run_config,
+)
 from nvi_batch.defs.migrations import MigrationOptions, run_migration
 from nvi_batch.defs.resources import (
     SEGMENT_IO_MANAGER_KEY,
@@ -19,10 +24,20 @@ from nvi_batch.defs.resources import (
     PublicationSourceResource,
     segment_executor_for_deployment,
 )
-from nvi_batch.defs.running import BATCH_STATUS_TAG, batch_status, fail_if_stopped, report_metadata, run_step
+from nvi_batch.defs.running import (
+    BatchStatus,
+    batch_status,
+    batch_status_on_failure,
+    fail_if_stopped,
+    open_store,
+    report_metadata,
+    run_step,
+    tag_batch_status,
+)
 from nvi_batch.domain.payloads import MAX_ITEMS, MAX_PARALLEL_SEGMENTS
 from nvi_batch.engine import processors
 from nvi_batch.engine.counters import StepCounters
+from nvi_batch.engine.resilience import DEFAULT_OUTAGE_BUDGET_SECONDS
 from nvi_batch.engine.scans import SegmentScan
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE, StepReport
 
@@ -49,6 +64,10 @@ class FullScanConfig(dg.Config):
         description="Each segment stops at the first chunk boundary after this many seconds (at most a day).",
     )
     force: bool = Field(default=False, description="Ignore the segments' checkpoints and start over.")
+    outage_budget_seconds: float = Field(
+        default=DEFAULT_OUTAGE_BUDGET_SECONDS, ge=0, le=MAX_OUTAGE_BUDGET_SECONDS,
+        description="How long each segment waits out an outage of the store before it stops cleanly.",
+    )
 
 
 def split_budget(max_items: int | None, segments: int) -> list[int | None]:
@@ -66,6 +85,7 @@ def split_budget(max_items: int | None, segments: int) -> list[int | None]:
     description="One dynamic output per segment, with its share of max_items.",
 )
 def plan_segments(context: dg.OpExecutionContext, config: FullScanConfig):
+    tag_batch_status(context, BatchStatus.PROCESSING)  # the segments leave the tag to this op and the last
     segments = config.max_parallel_segments
     budgets = split_budget(config.max_items, segments)
     context.log.info(f"full scan over {segments} segments; max_items per segment: {budgets}")
@@ -81,6 +101,7 @@ def plan_segments(context: dg.OpExecutionContext, config: FullScanConfig):
                     "max_batch_size": config.max_batch_size,
                     "max_runtime_seconds": config.max_runtime_seconds,
                     "force": config.force,
+                    "outage_budget_seconds": config.outage_budget_seconds,
                 },
             },
             mapping_key=f"segment_{segment}",
@@ -102,7 +123,10 @@ def _bounded(report: StepReport) -> StepReport:
 )
 def refresh_segment(context: dg.OpExecutionContext, spec: dict, nvi_store: NviStoreResource) -> StepReport:
     scan, step_config = _segment(spec)
-    return _bounded(run_step(context, nvi_store.open(), scan, processors.refresh, REFRESH_CANDIDATES, step_config))
+    with batch_status_on_failure(context):
+        store = open_store(nvi_store, step_config)
+        return _bounded(run_step(context, store, scan, processors.refresh, REFRESH_CANDIDATES, step_config,
+                                 tags_batch_status=False))
 
 
 @dg.op(
@@ -117,15 +141,21 @@ def migrate_segment(
     publications: PublicationSourceResource,
 ) -> StepReport:
     scan, step_config = _segment(spec)
-    return _bounded(run_migration(context, nvi_store.open(), scan, config, step_config, publications))
+    with batch_status_on_failure(context):
+        store = open_store(nvi_store, step_config)
+        return _bounded(run_migration(context, store, scan, config, step_config, publications,
+                                      tags_batch_status=False))
 
 
 def combine_reports(job: str, reports: list[StepReport]) -> StepReport:
     counters = StepCounters()
     for report in reports:
         counters.add(report.counters)
-        counters.in_scope += report.counters.in_scope
-        counters.left_to_do += report.counters.left_to_do
+        if counters.left_to_do is None or report.counters.left_to_do is None:  # one unknown: all unknown
+            counters.in_scope = counters.left_to_do = None
+        else:
+            counters.in_scope += report.counters.in_scope
+            counters.left_to_do += report.counters.left_to_do
     stops = [f"{report.scope}: {report.stopped}" for report in reports if report.stopped]
     return StepReport(
         job=job,
@@ -148,7 +178,7 @@ def summarize_segments(context: dg.OpExecutionContext, reports: list[StepReport]
                   + [f"| {r.scope} | {r.counters.read} | {r.counters.written} | {r.counters.skipped} | "
                      f"{r.counters.dead} | {r.stopped or ''} |" for r in reports])
     )
-    context.instance.add_run_tags(context.run_id, {BATCH_STATUS_TAG: batch_status(combined)})
+    tag_batch_status(context, batch_status(combined))
     context.log.info(f"{combined.job} full scan: {combined.counters.as_dict()}")
     fail_if_stopped(combined, metadata)
     context.add_output_metadata(metadata)

@@ -36,7 +36,7 @@ from nvi_batch.domain.institution_reports import (
 )
 from nvi_batch.domain.report_format import ReportLayout
 from nvi_batch.engine.institution_reports import InstitutionReports, build_institution_reports
-from nvi_batch.settings import DEPLOYMENT, REPORT_LINK_EXPIRY_SECONDS, SettingInvalid
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.report_files import (
     DBH_MAPPING_FILE,
     FORMATS,
@@ -47,6 +47,7 @@ from nvi_batch.storage.report_files import (
     read_mapping_text,
 )
 
+DEFAULT_LINK_EXPIRY_SECONDS = 3600
 LAYOUTS = (AUTHOR_SHARES, INSTITUTION_REPORT, PUBLICATION_POINTS_REPORT)
 ASSET_NAMES = {AUTHOR_SHARES.name: "author_shares_report", INSTITUTION_REPORT.name: "institution_report",
                PUBLICATION_POINTS_REPORT.name: "publication_points_report"}
@@ -85,17 +86,11 @@ class S3ReportFilesResource(ReportFilesResource):
     prefix: str = "reports/"
     endpoint_url: str = ""
     region: str = ""
-    link_expiry_seconds: int | None = Field(
-        default=None, ge=1, le=7 * 24 * 3600, description="Unset: NVI_REPORT_LINK_EXPIRY_SECONDS (default 3600)"
-    )
-
-    def expiry_seconds(self) -> int:
-        """Read at use: a bad NVI_REPORT_LINK_EXPIRY_SECONDS must not keep the code location from loading
-        (nor may a good one: an `EnvVar.int` placeholder is 0 to the field's `ge=1` when the module loads)."""
-        return self.link_expiry_seconds if self.link_expiry_seconds is not None else REPORT_LINK_EXPIRY_SECONDS.read()
+    # Possibly an EnvVar resolved as the run starts; S3ReportFiles checks the range (1 s to 7 days) at use.
+    link_expiry_seconds: int = DEFAULT_LINK_EXPIRY_SECONDS
 
     def open(self) -> S3ReportFiles:
-        return S3ReportFiles(self.bucket, self.prefix, self.endpoint_url, self.region, self.expiry_seconds())
+        return S3ReportFiles(self.bucket, self.prefix, self.endpoint_url, self.region, self.link_expiry_seconds)
 
     def mapping_endpoint(self) -> str | None:
         return self.endpoint_url or None
@@ -111,6 +106,9 @@ def report_files_for_deployment(deployment: str | None = None) -> ReportFilesRes
             bucket=dg.EnvVar("NVI_REPORTS_BUCKET"),
             endpoint_url=dg.EnvVar("NVI_REPORTS_ENDPOINT_URL") if os.environ.get("NVI_REPORTS_ENDPOINT_URL") else "",
             region=dg.EnvVar("AWS_REGION") if os.environ.get("AWS_REGION") else "",
+            # Read as the run starts (Dagster names the variable if it is no whole number), never at load.
+            link_expiry_seconds=(dg.EnvVar.int("NVI_REPORT_LINK_EXPIRY_SECONDS")
+                                 if os.environ.get("NVI_REPORT_LINK_EXPIRY_SECONDS") else DEFAULT_LINK_EXPIRY_SECONDS),
             dbh_mapping=os.environ.get("NVI_DBH_MAPPING", ""),
         )
     data_dir = Path(os.environ.get("NVI_DATA_DIR", DEFAULT_DATA_DIR)).expanduser().resolve()
@@ -201,7 +199,7 @@ def institution_reports(
         context.log.warning(f"DBH codes of institution number {number}: {reason}")
     expires = None
     if isinstance(report_files, S3ReportFilesResource):
-        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=report_files.expiry_seconds())
+        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=report_files.link_expiry_seconds)
     for layout in LAYOUTS:
         yield dg.MaterializeResult(
             asset_key=ASSET_NAMES[layout.name],

@@ -9,11 +9,15 @@ from nvi_batch.defs.config import StepConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
 from nvi_batch.defs.running import (
+    batch_status_on_failure,
     fail_if_stopped,
+    guarded_store,
+    open_store,
     refuse_items_outside_year,
     report_metadata,
     run_step,
     scan_for,
+    year_count,
 )
 from nvi_batch.defs.work_items import PROCESSOR_FACTORIES
 from nvi_batch.domain.migrations import (
@@ -94,11 +98,13 @@ def run_migration(
     options: MigrationOptions,
     step_config: StepConfig,
     publications: PublicationSourceResource,
+    tags_batch_status: bool = True,
 ) -> StepReport:
     migration = get_migration(options.migration)
-    processor = migration_processor(migration, publications.open(workers=options.workers), PeriodLookup(store))
+    periods = PeriodLookup(guarded_store(store, step_config))
+    processor = migration_processor(migration, publications.open(workers=options.workers), periods)
     return run_step(context, store, scan, processor, migration_job_key(migration.name), step_config,
-                    workers=options.workers, dry_run=options.dry_run)
+                    workers=options.workers, dry_run=options.dry_run, tags_batch_status=tags_batch_status)
 
 
 def migration_metadata(report: StepReport, options: MigrationOptions) -> dict:
@@ -122,11 +128,13 @@ def migrate_candidates(
     publications: PublicationSourceResource,
 ):
     year = context.partition_key
-    store = nvi_store.open()
-    refuse_items_outside_year(store, year, config.item_ids)
-    report = run_migration(context, store, scan_for(year, config.item_ids), config, config, publications)
-    metadata = {**report_metadata(report, item_count=store.count_year(year)), **migration_metadata(report, config)}
-    fail_if_stopped(report, metadata)
+    with batch_status_on_failure(context):
+        store = open_store(nvi_store, config)
+        refuse_items_outside_year(guarded_store(store, config), year, config.item_ids)
+        report = run_migration(context, store, scan_for(year, config.item_ids), config, config, publications)
+        metadata = {**report_metadata(report, item_count=year_count(report, store, year, config)),
+                    **migration_metadata(report, config)}
+        fail_if_stopped(report, metadata)
     if not config.dry_run:
         yield dg.AssetMaterialization(asset_key="candidates", partition=year, metadata=metadata)
     yield dg.Output(report.counters.as_dict(), metadata=metadata)

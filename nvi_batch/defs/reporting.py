@@ -8,11 +8,15 @@ from nvi_batch.defs.config import StepConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
 from nvi_batch.defs.running import (
+    batch_status_on_failure,
     fail_if_stopped,
+    guarded_store,
+    open_store,
     refuse_items_outside_year,
     report_metadata,
     run_step,
     scan_for,
+    year_count,
 )
 from nvi_batch.engine import processors
 
@@ -33,19 +37,22 @@ def report_approved_candidates(
     context: dg.OpExecutionContext, config: ReportApprovedCandidatesConfig, nvi_store: NviStoreResource
 ):
     year = context.partition_key
-    store = nvi_store.open()
-    try:
-        processor = processors.report_approved(store.read_period(year), dt.datetime.now(dt.timezone.utc))
-    except processors.PeriodNotClosed as error:
-        raise dg.Failure(
-            description=f"{REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
-            allow_retries=False,
-        ) from None
-    refuse_items_outside_year(store, year, config.item_ids)
-    report = run_step(context, store, scan_for(year, config.item_ids), processor, REPORT_APPROVED_CANDIDATES, config)
-    metadata = report_metadata(report, item_count=store.count_year(year))
-    metadata["reported"] = dg.MetadataValue.int(report.counters.migrations.get("reported", 0))
-    fail_if_stopped(report, metadata)
+    with batch_status_on_failure(context):
+        store = open_store(nvi_store, config)
+        try:
+            period = guarded_store(store, config).read_period(year)
+            processor = processors.report_approved(period, dt.datetime.now(dt.timezone.utc))
+        except processors.PeriodNotClosed as error:
+            raise dg.Failure(
+                description=f"{REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
+                allow_retries=False,
+            ) from None
+        refuse_items_outside_year(guarded_store(store, config), year, config.item_ids)
+        report = run_step(context, store, scan_for(year, config.item_ids), processor, REPORT_APPROVED_CANDIDATES,
+                          config)
+        metadata = report_metadata(report, item_count=year_count(report, store, year, config))
+        metadata["reported"] = dg.MetadataValue.int(report.counters.migrations.get("reported", 0))
+        fail_if_stopped(report, metadata)
     yield dg.AssetMaterialization(asset_key="candidates", partition=year, metadata=metadata)
     yield dg.Output(report.counters.as_dict(), metadata=metadata)
 

@@ -41,9 +41,10 @@ def _sql_store(url: str) -> SqlStore:
 
 @functools.lru_cache(maxsize=16)
 def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str,
-                    max_write_capacity_per_second: float) -> DynamoDbStore:
+                    max_write_capacity_per_second: float, write_workers: int) -> DynamoDbStore:
     return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name,
-                         max_write_capacity_per_second=max_write_capacity_per_second or None)
+                         max_write_capacity_per_second=max_write_capacity_per_second or None,
+                         write_workers=write_workers)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -86,10 +87,12 @@ class DynamoDbStoreResource(NviStoreResource):
         description="WCU per second the run's writes to the table are held to (0: no cap): the runbook's "
                     "'adjust throughput', to leave the service its share of a provisioned table.",
     )
+    write_workers: int = Field(default=4, ge=1, le=16,
+                               description="Aggregates written at once; writes are what DynamoDB throttles.")
 
     def open(self) -> DynamoDbStore:
         return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url,
-                               self.max_write_capacity_per_second)
+                               self.max_write_capacity_per_second, self.write_workers)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):

@@ -1,7 +1,14 @@
 """Glue between Dagster and the engine: build the step from context and config, and turn its
-report into metadata, run tags and a clear failure when a run stopped before its scope was done."""
+report into metadata, run tags and a clear failure when a run stopped before its scope was done.
+
+The run tag `nvi/batch_status` is right however a run ends: PROCESSING while a step runs, then
+COMPLETED / PARTIALLY_COMPLETED / FAILED from its report, and FAILED whenever the op raises after
+all (a stop, a store down longer than the outage budget, a bug) or a blocking check fails.
+"""
 
 from __future__ import annotations
+
+import contextlib
 
 import dagster as dg
 
@@ -10,7 +17,14 @@ from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.identifiers import is_year
 from nvi_batch.domain.on_read import apply_on_read_migrations
 from nvi_batch.engine.control import StopControl
-from nvi_batch.engine.resilience import RetryPolicy
+from nvi_batch.engine.errors import DependencyUnavailable
+from nvi_batch.engine.resilience import (
+    DEFAULT_OUTAGE_BUDGET_SECONDS,
+    CircuitBreaker,
+    GuardedStore,
+    RetryPolicy,
+    call_resiliently,
+)
 from nvi_batch.engine.scans import IdListScan, Scan, YearScan
 from nvi_batch.engine.step import Processor, StepReport, StepSettings, run_candidate_step
 
@@ -41,6 +55,43 @@ def batch_status(report: StepReport) -> str:
 
 def scan_for(year: str, item_ids: list[str] | None) -> Scan:
     return IdListScan(item_ids, partition=year) if item_ids else YearScan(year)
+
+
+def tag_batch_status(context: dg.OpExecutionContext, status: str) -> None:
+    context.instance.add_run_tags(context.run_id, {BATCH_STATUS_TAG: status})
+
+
+@contextlib.contextmanager
+def batch_status_on_failure(context: dg.OpExecutionContext):
+    """Around an op's body: if it raises, the run's batch status is FAILED, never a stale PROCESSING or
+    COMPLETED. A store that stayed down past the outage budget becomes a clean failure that says so."""
+    try:
+        yield
+    except BaseException as error:
+        try:
+            tag_batch_status(context, BatchStatus.FAILED)
+        except Exception as tagging:  # the instance's own storage is down too: the run still fails
+            context.log.error(f"could not tag the run {BatchStatus.FAILED}: {type(tagging).__name__}")
+        if isinstance(error, DependencyUnavailable):
+            raise dg.Failure(description=f"stopped: {error}. Nothing was lost: re-execute once it is back.",
+                             allow_retries=False) from None
+        raise
+
+
+def _store_breaker(config) -> CircuitBreaker:
+    return CircuitBreaker("store", budget_seconds=getattr(config, "outage_budget_seconds", DEFAULT_OUTAGE_BUDGET_SECONDS))
+
+
+def open_store(resource, config=None):
+    """The resource's store, opened (its schema checked) with the same retries and outage budget as any
+    other store call: a database that is down when the run starts is waited for, not a crash."""
+    return call_resiliently(resource.open, RetryPolicy(), _store_breaker(config), until_breaker_gives_up=True)
+
+
+def guarded_store(store, config=None) -> GuardedStore:
+    """The store for the calls an op makes around its step (counts, checks, periods): the same retries
+    and outage budget as the step's own."""
+    return GuardedStore(store, _store_breaker(config), RetryPolicy())
 
 
 def reporting_year(candidate: CandidateAggregate) -> str | None:
@@ -97,7 +148,10 @@ def run_step(
     config,
     workers: int = 1,
     dry_run: bool = False,
+    tags_batch_status: bool = True,
 ) -> StepReport:
+    """Run the engine's step. It tags the run PROCESSING and then with the report's batch status, unless
+    `tags_batch_status` is off (a segment of a full scan: its last op tags the whole run)."""
     settings = StepSettings(
         job=job,
         max_items=config.max_items,
@@ -107,13 +161,16 @@ def run_step(
         force=config.force,
         run_id=context.run_id,
         retry=RetryPolicy(cross_run_base_seconds=config.retry_after_seconds),
+        outage_budget_seconds=config.outage_budget_seconds,
     )
     control = StopControl(store, config.max_runtime_seconds)
-    context.instance.add_run_tags(context.run_id, {BATCH_STATUS_TAG: BatchStatus.PROCESSING})
+    if tags_batch_status:
+        tag_batch_status(context, BatchStatus.PROCESSING)
     with control.stop_on_sigterm():
         report = run_candidate_step(store, scan, processor, settings, ledger=store, control=control,
                                     log=context.log.info)
-    context.instance.add_run_tags(context.run_id, {BATCH_STATUS_TAG: batch_status(report)})
+    if tags_batch_status:
+        tag_batch_status(context, batch_status(report))
     context.log.info(
         f"{job} {scan.scope}: {report.counters.as_dict()} in {report.duration_seconds:.2f}s "
         f"({report.items_per_second:.0f} items/s)"
@@ -121,11 +178,25 @@ def run_step(
     return report
 
 
+UNKNOWN = "unknown"
+
+
+def year_count(report: StepReport, store, year: str, config) -> int | None:
+    """How many candidates the year holds now, for metadata; not asked of a store that stopped the run."""
+    return None if report.stopped is not None else guarded_store(store, config).count_year(year)
+
+
+def left_to_do_text(report: StepReport) -> str:
+    return UNKNOWN if report.counters.left_to_do is None else str(report.counters.left_to_do)
+
+
 def report_metadata(report: StepReport, item_count: int | None = None) -> dict:
+    """The counters as metadata; `left_to_do` and `in_scope` are the text "unknown" when a store that
+    was down could not count what a stopped run left, never a 0 that is not known."""
     counters = report.counters
-    metadata = {name: dg.MetadataValue.int(getattr(counters, name)) for name in (
-        "in_scope", "read", "written", "filtered", "skipped", "dead", "left_to_do", "conflicts", "retries",
-        "commits", "changed")}
+    metadata = {name: UNKNOWN if getattr(counters, name) is None else dg.MetadataValue.int(getattr(counters, name))
+                for name in ("in_scope", "read", "written", "filtered", "skipped", "dead", "left_to_do", "conflicts",
+                             "retries", "commits", "changed")}
     metadata.update(
         {
             "job": report.job,
@@ -163,7 +234,7 @@ def fail_if_stopped(report: StepReport, metadata: dict) -> None:
         raise dg.Failure(
             description=(
                 f"{report.job} {report.scope} stopped at a chunk boundary ({report.stopped}); "
-                f"{report.counters.left_to_do} items left to do. Re-execute to resume after the last "
+                f"{left_to_do_text(report)} items left to do. Re-execute to resume after the last "
                 "committed chunk."
             ),
             metadata=metadata,

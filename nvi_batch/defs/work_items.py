@@ -13,7 +13,15 @@ from pydantic import Field, field_validator, model_validator
 
 from nvi_batch.defs.config import MAX_ID_CHARS, MAX_ITEM_IDS, StepConfig, checked_run_config
 from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
-from nvi_batch.defs.running import fail_if_stopped, only_in_year, report_metadata, run_step
+from nvi_batch.defs.running import (
+    batch_status_on_failure,
+    fail_if_stopped,
+    guarded_store,
+    only_in_year,
+    open_store,
+    report_metadata,
+    run_step,
+)
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import CANDIDATE_ID_EXAMPLE, is_candidate_id, is_year
 from nvi_batch.domain.migrations import MIGRATE_CANDIDATES, MIGRATIONS
@@ -96,17 +104,21 @@ def process_work_items(
     nvi_store: NviStoreResource,
     publications: PublicationSourceResource,  # for migrations' documents, reached through context.resources
 ):
-    store = nvi_store.open()
     if job_type(config.job) == REFRESH_PERIODS:
-        _refresh_period_items(context, store, config)
+        with batch_status_on_failure(context):
+            _refresh_period_items(context, guarded_store(open_store(nvi_store, config), config), config)
         return
     factory = PROCESSOR_FACTORIES.get(job_type(config.job))
     if factory is None:
         raise dg.Failure(f"unknown job type in work items: {config.job!r}; known: {sorted(PROCESSOR_FACTORIES)}")
-    processor = only_in_year(config.partition, factory(context, store, config.job, config.partition))
-    report = run_step(context, store, IdListScan(config.item_ids, config.partition), processor, config.job, config)
-    metadata = report_metadata(report)
-    fail_if_stopped(report, metadata)
+    with batch_status_on_failure(context):
+        store = open_store(nvi_store, config)
+        processor = only_in_year(config.partition,
+                                 factory(context, guarded_store(store, config), config.job, config.partition))
+        report = run_step(context, store, IdListScan(config.item_ids, config.partition), processor, config.job,
+                          config)
+        metadata = report_metadata(report)
+        fail_if_stopped(report, metadata)
     context.add_output_metadata(metadata)
 
 

@@ -76,6 +76,10 @@ class CandidateAggregate:
     `period_year` is the candidate item's top-level `periodYear` (never a field of `data`); `extra`
     holds the candidate item's attributes the DAO does not have. Approvals and notes given as plain
     `data` dicts become new items. `approvals` and `notes` are the `data` maps, for the domain.
+
+    `unreadable` names the parts a store could not read as the model says (stored JSON that does not
+    parse, approvals that are not a list of items, ...) with why: such an aggregate fails validation
+    on its first unreadable part and is never written back.
     """
 
     identifier: str
@@ -87,6 +91,7 @@ class CandidateAggregate:
     last_written_at: str | None = None
     period_year: str | None = None
     extra: dict = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
     # The write being made of this aggregate (an `items.AggregateWrite`), chosen before its first
     # attempt and kept by its retries; None when no write is under way.
     pending_write: object | None = field(default=None, repr=False, compare=False)
@@ -151,51 +156,115 @@ def institution_points(data: dict) -> list[dict]:
     return ((data.get("pointCalculation") or {}).get("institutionPoints")) or []
 
 
+def described(value) -> str:
+    """What a value is, for an error message, without what it says: messages reach the ledger and logs,
+    which must not carry record contents."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return f"a string of {len(value)} characters"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _string_or_absent(ident: str, container: dict, name: str, field: str) -> None:
+    value = container.get(name)
+    if value is not None and not isinstance(value, str):
+        raise MalformedRecord(ident, field, f"not a string: {described(value)}")
+
+
+def _username_or_absent(ident: str, container: dict, name: str, field: str) -> None:
+    """`Username(value)` in nva-nvi: an object whose `value` is a string, or absent."""
+    value = container.get(name)
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise MalformedRecord(ident, field, f"not an object with a user name: {described(value)}")
+    _string_or_absent(ident, value, "value", f"{field}.value")
+
+
+def _validate_approvals(ident: str, candidate: CandidateAggregate) -> None:
+    """`DbApprovalStatus`: institutionId, status, assignee, finalizedBy, finalizedDate, reason."""
+    for i, approval in enumerate(candidate.approvals):
+        if not isinstance(approval, dict):
+            raise MalformedRecord(ident, f"approvals[{i}]", f"not an object: {described(approval)}")
+        institution = approval.get("institutionId")
+        if not institution:
+            raise MalformedRecord(ident, f"approvals[{i}].institutionId", "missing")
+        if not isinstance(institution, str):
+            raise MalformedRecord(ident, f"approvals[{i}].institutionId", f"not a URI string: {described(institution)}")
+        status = approval.get("status")
+        if not (isinstance(status, str) and status.upper() in _STORED_APPROVAL_STATUSES):
+            raise MalformedRecord(ident, f"approvals[{i}].status", f"not one of {', '.join(sorted(_STORED_APPROVAL_STATUSES))}"
+                                  f" (in any case): {described(status)}")
+        for name in ("assignee", "finalizedBy"):
+            _username_or_absent(ident, approval, name, f"approvals[{i}].{name}")
+        for name in ("finalizedDate", "reason"):
+            _string_or_absent(ident, approval, name, f"approvals[{i}].{name}")
+        if status.upper() == "REJECTED" and not approval.get("reason"):
+            raise MalformedRecord(ident, f"approvals[{i}].reason", "required when the approval is rejected")
+
+
+def _validate_notes(ident: str, candidate: CandidateAggregate) -> None:
+    """`DbNote`: noteId, user, text, createdDate."""
+    for i, note in enumerate(candidate.notes):
+        if not isinstance(note, dict):
+            raise MalformedRecord(ident, f"notes[{i}]", f"not an object: {described(note)}")
+        for name in ("noteId", "text", "createdDate"):
+            _string_or_absent(ident, note, name, f"notes[{i}].{name}")
+        _username_or_absent(ident, note, "user", f"notes[{i}].user")
+
+
 def validate_candidate(candidate: CandidateAggregate) -> None:
-    """Refuse a record the jobs cannot process, naming the field. Missing optional parts are fine."""
+    """Refuse a record the jobs cannot process, naming the field. Missing optional parts are fine.
+    Messages say what is wrong and what kind of value is there, never the value itself."""
     ident = candidate.identifier
     if not (isinstance(ident, str) and _UUID.match(ident)):
-        raise MalformedRecord(ident, "identifier", "not a UUID")
+        raise MalformedRecord(ident if isinstance(ident, str) and len(ident) <= 64 else None, "identifier", "not a UUID")
+    for part, reason in candidate.unreadable.items():
+        raise MalformedRecord(ident, part, reason)
     data = candidate.data
     if not isinstance(data, dict):
-        raise MalformedRecord(ident, "data", "not a JSON object")
+        raise MalformedRecord(ident, "data", f"not a JSON object: {described(data)}")
     year = candidate.period_year
     if year is not None and not (isinstance(year, str) and _YEAR.match(year)):
-        raise MalformedRecord(ident, "periodYear", f"not a four-digit year string: {year!r}")
+        raise MalformedRecord(ident, "periodYear", f"not a four-digit year string: {described(year)}")
     if "applicable" in data and not isinstance(data["applicable"], bool):
-        raise MalformedRecord(ident, "applicable", f"not a boolean: {data['applicable']!r}")
+        raise MalformedRecord(ident, "applicable", f"not a boolean: {described(data['applicable'])}")
     creators = data.get("creators", [])
     if not isinstance(creators, list):
-        raise MalformedRecord(ident, "creators", "not a list")
+        raise MalformedRecord(ident, "creators", f"not a list: {described(creators)}")
     for i, creator in enumerate(creators):
         if not isinstance(creator, dict):
-            raise MalformedRecord(ident, f"creators[{i}]", "not an object")
+            raise MalformedRecord(ident, f"creators[{i}]", f"not an object: {described(creator)}")
         if creator.get("type") not in (None, VERIFIED_CREATOR, UNVERIFIED_CREATOR):
-            raise MalformedRecord(ident, f"creators[{i}].type", f"unknown creator type {creator.get('type')!r}")
+            raise MalformedRecord(ident, f"creators[{i}].type", f"not {VERIFIED_CREATOR} or {UNVERIFIED_CREATOR}: "
+                                                                f"{described(creator.get('type'))}")
     calculation = data.get("pointCalculation")
     if calculation is not None and not isinstance(calculation, dict):
-        raise MalformedRecord(ident, "pointCalculation", "not an object")
-    for i, points in enumerate(institution_points(data)):
+        raise MalformedRecord(ident, "pointCalculation", f"not an object: {described(calculation)}")
+    points_list = institution_points(data)
+    if not isinstance(points_list, list):
+        raise MalformedRecord(ident, "pointCalculation.institutionPoints", f"not a list: {described(points_list)}")
+    for i, points in enumerate(points_list):
         if not isinstance(points, dict) or not points.get("institutionId"):
             raise MalformedRecord(ident, f"pointCalculation.institutionPoints[{i}].institutionId", "missing")
         if not isinstance(points.get("points", 0), (int, float, str)):
-            raise MalformedRecord(ident, f"pointCalculation.institutionPoints[{i}].points", "not a number")
+            raise MalformedRecord(ident, f"pointCalculation.institutionPoints[{i}].points",
+                                  f"not a number: {described(points.get('points'))}")
         sector = points.get("sector")
         if sector is not None and sector not in SECTORS:
-            raise MalformedRecord(ident, f"pointCalculation.institutionPoints[{i}].sector", f"unknown sector {sector!r}")
+            raise MalformedRecord(ident, f"pointCalculation.institutionPoints[{i}].sector",
+                                  f"not one of {', '.join(SECTORS)}: {described(sector)}")
     details = data.get("publicationDetails")
     if details is not None and not isinstance(details, dict):
-        raise MalformedRecord(ident, "publicationDetails", "not an object")
-    for i, approval in enumerate(candidate.approvals):
-        if not isinstance(approval, dict):
-            raise MalformedRecord(ident, f"approvals[{i}]", "not an object")
-        if not approval.get("institutionId"):
-            raise MalformedRecord(ident, f"approvals[{i}].institutionId", "missing")
-        status = str(approval.get("status", "")).upper()
-        if status not in _STORED_APPROVAL_STATUSES:
-            raise MalformedRecord(ident, f"approvals[{i}].status", f"unknown approval status {approval.get('status')!r}")
-        if status == "REJECTED" and not approval.get("reason"):
-            raise MalformedRecord(ident, f"approvals[{i}].reason", "required when the approval is rejected")
-    for i, note in enumerate(candidate.notes):
-        if not isinstance(note, dict):
-            raise MalformedRecord(ident, f"notes[{i}]", "not an object")
+        raise MalformedRecord(ident, "publicationDetails", f"not an object: {described(details)}")
+    _validate_approvals(ident, candidate)
+    _validate_notes(ident, candidate)

@@ -182,6 +182,8 @@ def note_attributes(candidate: CandidateAggregate, key: str, item: NoteItem, ver
 
 
 def _unique_keys(candidate: CandidateAggregate) -> tuple[list[str], list[str]]:
+    for part, reason in candidate.unreadable.items():  # what was not read cannot be written back
+        raise MalformedRecord(candidate.identifier, part, reason)
     approval_keys = [approval_key(candidate, i) for i in range(len(candidate.approval_items))]
     note_keys = [note_key(candidate, i) for i in range(len(candidate.note_items))]
     positions = [f"approvals[{i}]" for i in range(len(approval_keys))] + [f"notes[{i}]" for i in range(len(note_keys))]

@@ -13,13 +13,14 @@ class StepCounters:
     """What a step did. Every item read ends in exactly one of written/filtered/skipped/dead.
 
     - in_scope: items the run was responsible for: read + left_to_do (the store is counted only
-      when a run stops early, to say what it left)
+      when a run stops early, to say what it left); None when left_to_do is
     - read: items read and settled in committed chunks
     - written: written back under the lock (or, in a dry run, that would have been)
     - filtered: the processor decided there was nothing to do (e.g. not reportable)
     - skipped: failed this run and recorded in the ledger for a later attempt
     - dead: failed for the last allowed time; in the ledger as dead
-    - left_to_do: in scope but not reached, because the run stopped early
+    - left_to_do: in scope but not reached, because the run stopped early; None when the run
+      stopped because the store is down and so could not count them (unknown, never a false 0)
     - conflicts: lock conflicts met (each one re-read and re-applied)
     - retries: transient errors retried in-run; counted from the worker threads, through count_retry
     """
@@ -27,13 +28,13 @@ class StepCounters:
     # One lock for every instance: retries are rare, and a lock field would not survive asdict.
     _retry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    in_scope: int = 0
+    in_scope: int | None = 0
     read: int = 0
     written: int = 0
     filtered: int = 0
     skipped: int = 0
     dead: int = 0
-    left_to_do: int = 0
+    left_to_do: int | None = 0
     conflicts: int = 0
     retries: int = 0
     commits: int = 0
@@ -55,8 +56,10 @@ class StepCounters:
         return self.written + self.filtered + self.skipped + self.dead
 
     def accounted_for(self) -> bool:
-        """read = written + filtered + skipped + dead, and in_scope = read + left_to_do."""
-        return self.read == self.settled and self.in_scope == self.read + self.left_to_do
+        """read = written + filtered + skipped + dead, and in_scope = read + left_to_do (when known)."""
+        if self.read != self.settled:
+            return False
+        return self.left_to_do is None or self.in_scope == self.read + self.left_to_do
 
     def as_dict(self) -> dict:
         values = asdict(self)

@@ -28,12 +28,12 @@ def refresh_periods(store: CandidateStore, years: list[str]) -> PeriodReport:
     errors = {}
     for year in years:
         for _ in range(MAX_PERIOD_CONFLICTS + 1):
-            period = store.read_period(year)
-            if period is None:
-                errors[year] = f"period {year}: not found"
-                counters.skipped += 1
-                break
             try:
+                period = store.read_period(year)
+                if period is None:
+                    errors[year] = f"period {year}: not found"
+                    counters.skipped += 1
+                    break
                 validate_period(period)
             except MalformedRecord as error:
                 errors[year] = str(error)

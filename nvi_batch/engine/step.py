@@ -4,6 +4,10 @@ Memory is bounded by the chunk: ids come a page at a time from the store, a chun
 read in one call, processed, and written back in one call (one transaction on SQL) together with the
 checkpoint. A stopped or killed run therefore leaves every item either committed or still to do,
 and the next run resumes after the last committed chunk.
+
+Every store call of the step, from the look-ups at its start to the count after a stop, goes through
+one `GuardedStore`: an outage shorter than the breaker's budget is waited out, a longer one stops the
+run cleanly at a chunk boundary.
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from nvi_batch.domain.on_read import apply_on_read_migrations
 from nvi_batch.engine.control import StopControl
 from nvi_batch.engine.counters import StepCounters
 from nvi_batch.engine.errors import DependencyUnavailable, LockConflict, classify
-from nvi_batch.engine.resilience import CircuitBreaker, RetryPolicy, call_resiliently
+from nvi_batch.engine.resilience import (
+    DEFAULT_OUTAGE_BUDGET_SECONDS,
+    CircuitBreaker,
+    GuardedStore,
+    RetryPolicy,
+    call_resiliently,
+)
 from nvi_batch.engine.scans import Scan
 from nvi_batch.storage.protocol import (
     CandidateStore,
@@ -52,6 +62,7 @@ class StepSettings:
     run_id: str = "local"
     sample_diff_limit: int = 5
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    outage_budget_seconds: float = DEFAULT_OUTAGE_BUDGET_SECONDS
 
     def __post_init__(self):
         if self.max_items is not None and self.max_items < 1:
@@ -60,10 +71,16 @@ class StepSettings:
             raise ValueError(f"max_batch_size must lie in 1..{DEFAULT_BATCH_SIZE}, got {self.max_batch_size}")
         if self.workers < 1:
             raise ValueError(f"workers must be positive, got {self.workers}")
+        if self.outage_budget_seconds < 0:
+            raise ValueError(f"outage_budget_seconds must not be negative, got {self.outage_budget_seconds}")
 
 
 @dataclass
 class StepReport:
+    """What a step did. `started_at` (UTC, ISO 8601), `resumed_from`, `reached` (the last id of the last
+    committed chunk) and `write_stamps` (the `lastWrittenAt` of each of the run's writes) let the
+    accounting check tell the run's own writes and reach from what others did to the scope meanwhile."""
+
     job: str
     scope: str
     counters: StepCounters
@@ -72,6 +89,10 @@ class StepReport:
     failures: list[LedgerEntry] = field(default_factory=list)
     sample_diffs: list[dict] = field(default_factory=list)
     duration_seconds: float = 0.0
+    started_at: str = ""
+    reached: str | None = None
+    scan_finished: bool = False
+    write_stamps: set[str] = field(default_factory=set)
 
     @property
     def items_per_second(self) -> float:
@@ -94,35 +115,48 @@ def run_candidate_step(
     log: Callable[[str], None] = lambda message: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> StepReport:
-    """Run the step to completion or to the first chunk boundary where it must stop."""
+    """Run the step to completion or to the first chunk boundary where it must stop.
+
+    A run stops early (`report.stopped` says why) on a pause, its time budget, a termination request,
+    or a dependency down for longer than its breaker's budget (`settings.outage_budget_seconds` unless
+    a breaker is given). Then `left_to_do` counts what it left, or is None when the store cannot say.
+    """
     started = time.monotonic()
     control = control or StopControl()
-    store_breaker = store_breaker or CircuitBreaker("store", sleep=sleep)
-    processor_breaker = processor_breaker or CircuitBreaker("processor", sleep=sleep)
-    runner = _StepRunner(store, scan, processor, settings, ledger, store_breaker, processor_breaker, log, sleep)
-
-    if settings.force:
-        scan.clear_checkpoint(store, settings.job)
-    cursor = scan.resume_cursor(store, settings.job)
-    report = StepReport(settings.job, scan.scope, StepCounters(), resumed_from=cursor)
-    if cursor is not None:
-        log(f"{settings.job} {scan.scope}: resuming after {cursor}")
-    open_in_ledger = runner.open_ledger_ids(scan.scope)
-
+    store_breaker = store_breaker or CircuitBreaker("store", budget_seconds=settings.outage_budget_seconds,
+                                                    sleep=sleep)
+    processor_breaker = processor_breaker or CircuitBreaker(
+        "processor", budget_seconds=settings.outage_budget_seconds, sleep=sleep
+    )
+    guarded = GuardedStore(store, store_breaker, settings.retry, sleep)
+    guarded_ledger = None
+    if ledger is not None:  # usually the store itself; either way the same dependency, the same breaker
+        guarded_ledger = guarded if ledger is store else GuardedStore(ledger, store_breaker, settings.retry, sleep)
+    runner = _StepRunner(guarded, scan, processor, settings, guarded_ledger, processor_breaker, log, sleep)
+    report = StepReport(settings.job, scan.scope, StepCounters(), started_at=_iso(_utc_now()))
+    cursor = None
     try:
-        chunks = _chunks(scan.id_pages(store, settings.max_batch_size, cursor), settings.max_items)
-        for chunk_ids, read_ahead in _read_ahead(chunks, store.read_candidates):
-            reason = control.stop_reason()
+        if settings.force:
+            scan.clear_checkpoint(guarded, settings.job)
+        cursor = report.resumed_from = scan.resume_cursor(guarded, settings.job)
+        if cursor is not None:
+            log(f"{settings.job} {scan.scope}: resuming after {cursor}")
+        open_in_ledger = runner.open_ledger_ids(scan.scope)
+        chunks = _chunks(scan.id_pages(guarded, settings.max_batch_size, cursor), settings.max_items)
+        # The read ahead is one plain attempt; the chunk's own guarded read retries it if it failed.
+        for chunk_ids, read_ahead in _read_ahead(chunks, guarded.unguarded.read_candidates):
+            reason = guarded.call(control.stop_reason)
             if reason is not None:
                 report.stopped = reason
                 break
             with _cyclic_gc_paused():
                 counters = runner.run_chunk(chunk_ids, report, open_in_ledger, read_ahead)
             report.counters.add(counters)
-            cursor = chunk_ids[-1]
+            cursor = report.reached = chunk_ids[-1]
         else:
+            report.scan_finished = settings.max_items is None
             if not settings.dry_run:
-                scan.clear_checkpoint(store, settings.job)
+                scan.clear_checkpoint(guarded, settings.job)
     except DependencyUnavailable as error:
         report.stopped = f"dependency unavailable: {error}"
     finally:
@@ -131,11 +165,21 @@ def run_candidate_step(
     if report.stopped is not None:
         remaining_budget = None if settings.max_items is None else settings.max_items - report.counters.read
         try:
-            report.counters.left_to_do = _cap(scan.count_remaining(store, cursor), remaining_budget)
-        except Exception as error:  # the store may be the dependency that is down: still stop cleanly
+            try:
+                left_to_do = scan.count_remaining(guarded, cursor)
+            except DependencyUnavailable:  # the store's breaker has given up: one last attempt
+                left_to_do = scan.count_remaining(guarded.one_attempt(), cursor)
+            report.counters.left_to_do = _cap(left_to_do, remaining_budget)
+        except Exception as error:  # the store is the dependency that is down: still stop cleanly
+            report.counters.left_to_do = None
             report.stopped += f"; what is left could not be counted ({classify(error).message})"
-        log(f"{settings.job} {scan.scope}: stopped ({report.stopped}); {report.counters.left_to_do} left to do")
-    report.counters.in_scope = report.counters.read + report.counters.left_to_do
+        left = "an unknown number of items" if report.counters.left_to_do is None else report.counters.left_to_do
+        log(f"{settings.job} {scan.scope}: stopped ({report.stopped}); {left} left to do")
+    left_to_do = report.counters.left_to_do
+    report.counters.in_scope = None if left_to_do is None else report.counters.read + left_to_do
+    report.counters.retries += guarded.retries
+    if guarded_ledger is not None and guarded_ledger is not guarded:
+        report.counters.retries += guarded_ledger.retries
     return report
 
 
@@ -187,13 +231,16 @@ def _chunks(pages: Iterator[list[str]], max_items: int | None) -> Iterator[list[
 
 
 class _StepRunner:
-    def __init__(self, store, scan, processor, settings, ledger, store_breaker, processor_breaker, log, sleep):
+    """The chunk loop's body. `store` and `ledger` are guarded: every call on them is retried, waits an
+    outage out, or raises DependencyUnavailable."""
+
+    def __init__(self, store: GuardedStore, scan, processor, settings, ledger: GuardedStore | None,
+                 processor_breaker, log, sleep):
         self.store = store
         self.scan = scan
         self.processor = processor
         self.settings = settings
         self.ledger = ledger
-        self.store_breaker = store_breaker
         self.processor_breaker = processor_breaker
         self.log = log
         self.sleep = sleep
@@ -212,21 +259,6 @@ class _StepRunner:
             for entry in self.ledger.failures(job=self.settings.job, partition=scope, limit=100_000)
             if entry.status != LedgerStatus.RESOLVED
         }
-
-    def _store_call(self, call, counters: StepCounters):
-        """A store call that still fails after its retries means the store is down: stop the run cleanly."""
-
-        try:
-            return call_resiliently(call, self.settings.retry, self.store_breaker, counters.count_retry, self.sleep)
-        except DependencyUnavailable:
-            raise
-        except Exception as error:
-            classified = classify(error)
-            if not classified.transient:
-                raise
-            raise DependencyUnavailable(
-                f"store failed {self.settings.retry.max_attempts} times in a row: {classified.message}"
-            ) from error
 
     def _process(self, candidate: CandidateAggregate, counters: StepCounters):
         """Validate and process one candidate; returns (changes or None) or raises the item's error."""
@@ -273,7 +305,7 @@ class _StepRunner:
         pending = list(chunk_ids)
         written: list[str] = []
         for round_number in range(self.settings.conflict_rereads + 1):
-            aggregates = self._read(pending, read_ahead if round_number == 0 else None, counters)
+            aggregates = self._read(pending, read_ahead if round_number == 0 else None)
             for missing in [i for i in pending if i not in aggregates]:
                 failures[missing] = KeyError(f"candidate {missing} not found")
             candidates = [aggregates[i] for i in pending if i in aggregates]
@@ -289,6 +321,8 @@ class _StepRunner:
                 self._record_failures(failures, counters, report)
             result = self._write(to_write, checkpoint, counters, failures, report)
             written.extend(result.written)
+            just_written = set(result.written)
+            report.write_stamps.update(c.last_written_at for c in to_write if c.identifier in just_written)
             counters.written += len(result.written)
             counters.commits += 1
             pending = result.conflicts
@@ -301,54 +335,61 @@ class _StepRunner:
                 failures[identifier] = LockConflict(
                     f"candidate {identifier} changed under the job {self.settings.conflict_rereads + 1} times"
                 )
-            self._store_call(lambda: self.store.write_candidates([], checkpoint), counters)
+            self.store.write_candidates([], checkpoint)
         self._record_failures(failures, counters, report)
         counters.read = counters.written + counters.filtered + counters.skipped + counters.dead
         resolved = [i for i in written if i in open_in_ledger]
         if resolved and self.ledger is not None and not self.settings.dry_run:
-            self._store_call(lambda: self.ledger.resolve_items(self.settings.job, resolved), counters)
+            self.ledger.resolve_items(self.settings.job, resolved)
             open_in_ledger.difference_update(resolved)
         return counters
 
-    def _read(self, ids: list[str], read_ahead: concurrent.futures.Future | None, counters: StepCounters) -> dict:
+    def _read(self, ids: list[str], read_ahead: concurrent.futures.Future | None) -> dict:
         """The chunk's aggregates: from its read-ahead when that succeeded, else read (and retried) now."""
         if read_ahead is not None:
             try:
                 return read_ahead.result()
             except Exception:  # noqa: S110 - the guarded read below retries it, or stops the run
                 pass
-        return self._store_call(lambda: self.store.read_candidates(ids), counters)
+        return self.store.read_candidates(ids)
 
     def _write(self, batch, checkpoint, counters, failures: dict, report) -> WriteResult:
         """Write a batch in one call; if the store refuses it for a bad aggregate, write the rest one by
-        one so that the bad one fails alone and its neighbours are written."""
+        one so that the bad one fails alone and its neighbours are written.
+
+        A store that writes item by item (DynamoDB) has updated the objects of the aggregates it wrote
+        before an error: a retry, and the one-by-one fallback, write only the others, never one twice.
+        """
         read_revisions = {candidate.identifier: candidate.revision for candidate in batch}
+
+        def unwritten():
+            return [c for c in batch if c.revision == read_revisions[c.identifier]]
+
+        def written():
+            return [c.identifier for c in batch if c.revision != read_revisions[c.identifier]]
+
         try:
-            return self._store_call(lambda: self.store.write_candidates(batch, checkpoint), counters)
+            result = self.store.call(lambda: self.store.unguarded.write_candidates(unwritten(), checkpoint))
+            return WriteResult(written=written(), conflicts=result.conflicts)
         except DependencyUnavailable:
             raise
         except Exception as error:
             self.log(f"{self.settings.job}: the store refused the chunk ({classify(error).message}); "
                      "writing its items one by one")
-        # A store that writes item by item (DynamoDB) updated the ones it wrote before refusing.
-        written = [c.identifier for c in batch if c.revision != read_revisions[c.identifier]]
         conflicts = []
-        for candidate in batch:
-            if candidate.identifier in written:
-                continue
+        for candidate in unwritten():
             try:
-                result = self._store_call(lambda one=candidate: self.store.write_candidates([one]), counters)
+                result = self.store.write_candidates([candidate])
             except DependencyUnavailable:
                 raise
             except Exception as error:
                 failures[candidate.identifier] = error
                 continue
-            written.extend(result.written)
             conflicts.extend(result.conflicts)
         self._record_failures(failures, counters, report)  # in the ledger before the checkpoint moves on
         if not conflicts:
-            self._store_call(lambda: self.store.write_candidates([], checkpoint), counters)
-        return WriteResult(written=written, conflicts=conflicts)
+            self.store.write_candidates([], checkpoint)
+        return WriteResult(written=written(), conflicts=conflicts)
 
     def _record_failures(self, failures: dict, counters: StepCounters, report: StepReport) -> None:
         if not failures:
@@ -375,9 +416,7 @@ class _StepRunner:
         if self.ledger is None or self.settings.dry_run:
             counters.skipped += len(events)
             return
-        entries = self._store_call(
-            lambda: self.ledger.record_failures(events, self.settings.retry.next_run_delay), counters
-        )
+        entries = self.ledger.record_failures(events, self.settings.retry.next_run_delay)
         for entry in entries:
             if entry.status == LedgerStatus.DEAD:
                 counters.dead += 1
@@ -392,6 +431,10 @@ class _StepRunner:
             changes = diff_records(before[candidate.identifier].data, candidate.data)
             if changes:
                 report.sample_diffs.append({"identifier": candidate.identifier, "changes": changes})
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
 
 
 def _iso(moment: dt.datetime) -> str:

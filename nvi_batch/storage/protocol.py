@@ -49,6 +49,12 @@ class CandidateStore(Protocol):
     ) -> Iterator[list[str]]:
         """Ids of one of `total_segments` disjoint segments of the whole table (rows without a year too)."""
 
+    def year_last_writes(
+        self, year: str, page_size: int, start_after: str | None = None
+    ) -> Iterator[list[tuple[str, str | None]]]:
+        """(identifier, lastWrittenAt) of a year's candidates in id order, a page at a time: what the
+        accounting check reads, instead of whole aggregates, to tell a run's writes from others'."""
+
     def count_year(self, year: str, start_after: str | None = None) -> int:
         """How many candidates a year has (after `start_after` in scan order, when given)."""
 
@@ -130,19 +136,23 @@ class LedgerEntry:
     next_attempt_at: str
     status: str
     generation: int
+    resolved_at: str | None = None  # when it last succeeded; a failure older than this does not reopen it
 
 
 class FailureLedger(Protocol):
     def record_failures(
         self, events: Sequence[FailureEvent], retry_delay_seconds: Callable[[int], float]
     ) -> list[LedgerEntry]:
-        """Count one more attempt per item; an item reaching DEAD_AFTER_ATTEMPTS becomes dead.
+        """Count one more attempt per item, atomically (two runs failing an item at once count two);
+        an item reaching DEAD_AFTER_ATTEMPTS becomes dead. A resolved item starts a new streak, unless
+        it was resolved after the failure happened; the same event recorded twice counts once.
 
         The next attempt is due `retry_delay_seconds(attempts)` after the failure.
         """
 
     def resolve_items(self, job: str, item_ids: Sequence[str]) -> int:
-        """Items that now succeeded leave the ledger's open set; returns how many were open."""
+        """Items that now succeeded leave the ledger's open set (unless they failed again since, in
+        another run); returns how many were open."""
 
     def failures(
         self,

@@ -13,14 +13,17 @@ All SQL is built with bound parameters; nothing from records or config is pasted
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import psycopg2.extras
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from nvi_batch import json_text
-from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.candidate import CandidateAggregate, described
+from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.items import (
     DATA,
     LAST_WRITTEN_AT,
@@ -32,6 +35,7 @@ from nvi_batch.domain.items import (
     aggregate_from_items,
     child_row_attributes,
     is_approval_key,
+    is_note_key,
     planned_write,
     stored_items,
 )
@@ -45,6 +49,7 @@ from nvi_batch.storage.protocol import (
     WriteResult,
 )
 
+SQLITE_BUSY_TIMEOUT_SECONDS = 30  # how long a write waits for another process's lock before it is refused
 metadata = sa.MetaData()
 
 candidates_table = sa.Table(
@@ -98,6 +103,7 @@ def _ledger_columns() -> list[sa.Column]:
         sa.Column("next_attempt_at", sa.String(40), nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("generation", sa.Integer, nullable=False),
+        sa.Column("resolved_at", sa.String(40), nullable=True),
     ]
 
 
@@ -156,12 +162,32 @@ def _dumps(value) -> str:
     return json_text.dumps(value)
 
 
-def _loads(text: str):
-    """Parse stored JSON; text that does not parse comes back as is, for validation to name."""
+class _Unreadable(ValueError):
+    """A stored column that is not what the model stores; says why without quoting it."""
+
+
+def _parsed(text) -> object:
     try:
         return json_text.loads(text)
+    except json.JSONDecodeError as error:
+        raise _Unreadable(f"stored JSON does not parse ({error.msg} at character {error.pos})") from None
+    except json_text.NonFiniteNumber:
+        raise _Unreadable("stored JSON holds a number that is not finite (NaN or an infinity)") from None
     except (TypeError, ValueError):
-        return text
+        raise _Unreadable(f"stored JSON does not parse ({described(text)})") from None
+
+
+def _child_items(text, name: str, belongs: Callable[[str], bool]) -> list[dict]:
+    """An `approvals` or `notes` column: a JSON list of item attribute maps, each under its own sort key."""
+    items = _parsed(text)
+    if not isinstance(items, list):
+        raise _Unreadable(f"not a list of stored items: {described(items)}")
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise _Unreadable(f"{name}[{i}] is not a stored item: {described(item)}")
+        if not (isinstance(item.get(RANGE_KEY), str) and belongs(item[RANGE_KEY])):
+            raise _Unreadable(f"{name}[{i}] has no {RANGE_KEY} of its kind")
+    return items
 
 
 def segment_bounds(segment: int, total_segments: int) -> tuple[str, str | None]:
@@ -199,16 +225,41 @@ def _row_values(candidate: CandidateAggregate, items: list[dict]) -> dict:
 
 
 def _aggregate(row) -> CandidateAggregate:
+    """The aggregate of a row. A column whose JSON does not parse, or that is not the shape this store
+    writes, is neither passed on as text nor guessed at: the aggregate names it in `unreadable`, so the
+    candidate fails alone, naming the column, and nothing about it is written back."""
+    unreadable, columns = {}, {}
+    readers = {
+        "data": _parsed,
+        "approvals": lambda text: _child_items(text, "approvals", is_approval_key),
+        "notes": lambda text: _child_items(text, "notes", is_note_key),
+        "extra_attributes": lambda text: {} if text == _NO_EXTRA_ATTRIBUTES else _parsed(text),
+    }
+    for name, read in readers.items():
+        try:
+            columns[name] = read(row[name])
+        except _Unreadable as problem:
+            unreadable[name] = str(problem)
+    if not isinstance(columns.get("extra_attributes", {}), dict):
+        unreadable["extra_attributes"] = f"not an object: {described(columns.pop('extra_attributes'))}"
     candidate_item = {
-        DATA: _loads(row["data"]),
+        DATA: columns.get("data"),
         REVISION: row["revision"],
         VERSION: row["version"],
         LAST_WRITTEN_AT: row["last_written_at"],
         PERIOD_YEAR: row["period_year"],
     }
-    if row["extra_attributes"] != _NO_EXTRA_ATTRIBUTES:
-        candidate_item.update(_loads(row["extra_attributes"]))
-    return aggregate_from_items(row["identifier"], candidate_item, [*_loads(row["approvals"]), *_loads(row["notes"])])
+    if unreadable:
+        aggregate = aggregate_from_items(row["identifier"], candidate_item, [])
+        aggregate.unreadable = unreadable
+        return aggregate
+    candidate_item.update(columns["extra_attributes"])
+    return aggregate_from_items(row["identifier"], candidate_item, [*columns["approvals"], *columns["notes"]])
+
+
+def _dialect_insert(dialect: str):
+    """INSERT … ON CONFLICT DO UPDATE is spelled alike on PostgreSQL and SQLite (3.24+), by their dialects."""
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
 
 
 def _lock_condition(table: sa.Table, revision: int | None):
@@ -221,8 +272,8 @@ class SqlStore:
     def __init__(self, url: str, echo: bool = False):
         self.url = url
         kwargs: dict = {"echo": echo, "future": True}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30}
+        if url.startswith("sqlite") and "timeout" not in sa.engine.make_url(url).query:
+            kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}  # `?timeout=N` in the URL sets it
         self.engine = sa.create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -239,6 +290,10 @@ class SqlStore:
 
     def create_schema(self) -> None:
         metadata.create_all(self.engine, checkfirst=True)
+        for ledger in (failures_table, failures_archive_table):  # ledgers made before resolved_at existed
+            if "resolved_at" not in {column["name"] for column in sa.inspect(self.engine).get_columns(ledger.name)}:
+                with self.engine.begin() as connection:
+                    connection.execute(sa.text(f"ALTER TABLE {ledger.name} ADD COLUMN resolved_at VARCHAR(40)"))
         columns = {column["name"] for column in sa.inspect(self.engine).get_columns(candidates_table.name)}
         if "extra_attributes" not in columns:
             raise RuntimeError(
@@ -271,21 +326,30 @@ class SqlStore:
             where.append(candidates_table.c.identifier < high)
         return where
 
-    def _id_pages(self, where: list, page_size: int, start_after: str | None) -> Iterator[list[str]]:
+    def _pages(self, columns: list, where: list, page_size: int, start_after: str | None) -> Iterator[list]:
+        """Rows of `columns` (the identifier first) in identifier order, keyset-paged after `start_after`."""
         cursor = start_after
         while True:
-            query = sa.select(candidates_table.c.identifier).where(*where)
+            query = sa.select(*columns).where(*where)
             if cursor is not None:
                 query = query.where(candidates_table.c.identifier > cursor)
             query = query.order_by(candidates_table.c.identifier).limit(page_size)
             with self.engine.connect() as connection:
-                page = list(connection.execute(query).scalars())
+                page = [tuple(row) for row in connection.execute(query)]
             if not page:
                 return
             yield page
             if len(page) < page_size:
                 return
-            cursor = page[-1]
+            cursor = page[-1][0]
+
+    def _id_pages(self, where: list, page_size: int, start_after: str | None) -> Iterator[list[str]]:
+        for page in self._pages([candidates_table.c.identifier], where, page_size, start_after):
+            yield [identifier for identifier, in page]
+
+    def year_last_writes(self, year: str, page_size: int, start_after: str | None = None):
+        columns = [candidates_table.c.identifier, candidates_table.c.last_written_at]
+        return self._pages(columns, self._year_filter(year), page_size, start_after)
 
     def _count(self, where: list, start_after: str | None) -> int:
         query = sa.select(sa.func.count()).select_from(candidates_table).where(*where)
@@ -403,8 +467,12 @@ class SqlStore:
             row = connection.execute(sa.select(periods_table).where(periods_table.c.year == year)).mappings().first()
         if row is None:
             return None
+        try:
+            data = _parsed(row["data"])
+        except _Unreadable as problem:  # a period is never passed on as text, nor written back
+            raise MalformedRecord(year, "data", str(problem)) from None
         return Period(
-            data=_loads(row["data"]),
+            data=data,
             revision=row["revision"],
             version=row["version"],
             last_written_at=row["last_written_at"],
@@ -461,45 +529,73 @@ class SqlStore:
             )
 
     # -- failure ledger ------------------------------------------------------------------------
+    def _record_failure(self, event: FailureEvent, retry_delay_seconds) -> sa.Insert:
+        """One failed attempt as one atomic statement: INSERT … ON CONFLICT DO UPDATE, the new attempt
+        count, status and due time computed by the database from the row as it is when the row is
+        locked, so that two runs failing the same item at once count two attempts.
+
+        A resolved row starts a new streak, unless it was resolved after this failure happened (the
+        later event wins: a stale failure does not reopen it). The same event sent twice (a retry
+        after a lost reply) is counted once.
+        """
+        stored = failures_table.c
+        due = {n: shift_instant(event.failed_at, retry_delay_seconds(n)) for n in range(1, DEAD_AFTER_ATTEMPTS + 1)}
+        new_streak = stored.status == LedgerStatus.RESOLVED
+        attempts = sa.case((new_streak, 1), else_=stored.attempts + 1)
+        failure = {
+            "partition": event.partition,
+            "error_class": event.error_class,
+            "error_type": event.error_type,
+            "message": event.message,
+            "run_id": event.run_id,
+            "last_failed_at": event.failed_at,
+        }
+        insert = _dialect_insert(self.engine.dialect.name)(failures_table).values(
+            job=event.job, item_id=event.item_id, attempts=1, first_failed_at=event.failed_at, next_attempt_at=due[1],
+            status=LedgerStatus.DEAD if DEAD_AFTER_ATTEMPTS <= 1 else LedgerStatus.RETRY_PENDING, generation=0,
+            **failure,
+        )
+        resolved_since = new_streak & (sa.func.coalesce(stored.resolved_at, "") >= event.failed_at)
+        already_counted = (stored.run_id == event.run_id) & (stored.last_failed_at == event.failed_at)
+        return insert.on_conflict_do_update(
+            index_elements=[stored.job, stored.item_id],
+            set_={
+                **failure,
+                "attempts": attempts,
+                "first_failed_at": sa.case((new_streak, event.failed_at), else_=stored.first_failed_at),
+                "next_attempt_at": sa.case(*((attempts == n, due[n]) for n in range(1, DEAD_AFTER_ATTEMPTS)),
+                                           else_=due[DEAD_AFTER_ATTEMPTS]),
+                "status": sa.case((attempts >= DEAD_AFTER_ATTEMPTS, LedgerStatus.DEAD), else_=LedgerStatus.RETRY_PENDING),
+            },
+            where=sa.not_(resolved_since | already_counted),
+        ).returning(*failures_table.c)
+
     def record_failures(self, events: Sequence[FailureEvent], retry_delay_seconds) -> list[LedgerEntry]:
+        """One upsert per event, in key order (two runs locking the same rows never deadlock)."""
         entries = []
         with self.engine.begin() as connection:
-            for event in events:
-                key = (failures_table.c.job == event.job) & (failures_table.c.item_id == event.item_id)
-                row = connection.execute(sa.select(failures_table).where(key)).mappings().first()
-                open_before = row is not None and row["status"] != LedgerStatus.RESOLVED
-                attempts = (row["attempts"] if open_before else 0) + 1
-                status = LedgerStatus.DEAD if attempts >= DEAD_AFTER_ATTEMPTS else LedgerStatus.RETRY_PENDING
-                values = {
-                    "partition": event.partition,
-                    "attempts": attempts,
-                    "error_class": event.error_class,
-                    "error_type": event.error_type,
-                    "message": event.message,
-                    "run_id": event.run_id,
-                    "first_failed_at": row["first_failed_at"] if open_before else event.failed_at,
-                    "last_failed_at": event.failed_at,
-                    "next_attempt_at": shift_instant(event.failed_at, retry_delay_seconds(attempts)),
-                    "status": status,
-                    "generation": row["generation"] if row is not None else 0,
-                }
-                if row is None:
-                    connection.execute(failures_table.insert().values(job=event.job, item_id=event.item_id, **values))
-                else:
-                    connection.execute(failures_table.update().where(key).values(**values))
-                entries.append(LedgerEntry(job=event.job, item_id=event.item_id, **values))
+            for event in sorted(events, key=lambda e: (e.job, e.item_id)):
+                row = connection.execute(self._record_failure(event, retry_delay_seconds)).mappings().first()
+                if row is None:  # not counted (resolved since, or counted already): the row as it stands
+                    key = (failures_table.c.job == event.job) & (failures_table.c.item_id == event.item_id)
+                    row = connection.execute(sa.select(failures_table).where(key)).mappings().one()
+                entries.append(LedgerEntry(**row))
         return entries
 
     def resolve_items(self, job: str, item_ids: Sequence[str]) -> int:
+        """Close the items' open rows in one UPDATE; a row whose last failure is newer than now (another
+        run's, after this one's success) stays open."""
         if not item_ids:
             return 0
+        now = utc_now()
         with self.engine.begin() as connection:
             result = connection.execute(
                 failures_table.update()
                 .where(failures_table.c.job == job)
                 .where(failures_table.c.item_id.in_(list(item_ids)))
                 .where(failures_table.c.status != LedgerStatus.RESOLVED)
-                .values(status=LedgerStatus.RESOLVED)
+                .where(failures_table.c.last_failed_at <= now)
+                .values(status=LedgerStatus.RESOLVED, resolved_at=now)
             )
         return result.rowcount
 

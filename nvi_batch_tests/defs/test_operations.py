@@ -121,7 +121,7 @@ def test_failed_items_are_retried_by_the_sensor_until_dead_then_redriven(instanc
     dead = check_results(second)["no_dead_letters"]
     assert not dead.passed
     assert {item["id"] for item in dead.metadata["dead_items"].value} == set(broken)
-    assert "MAYBE" in dead.metadata["dead_items"].value[0]["error"]
+    assert "approvals[0].status" in dead.metadata["dead_items"].value[0]["error"]
 
     store.put_candidates(list(demo_candidates(60, seed=4, shape=DemoShape(years=(YEAR,), old_row_share=0))))
     store.redrive("REFRESH_CANDIDATES", YEAR)

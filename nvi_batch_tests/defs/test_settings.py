@@ -123,15 +123,3 @@ def test_an_unknown_deployment_loads_and_every_use_of_the_store_says_what_to_fix
     assert 'NVI_DEPLOYMENT="prod" is not local or production' in str(
         result.get_step_failure_events()[0].step_failure_data.error.cause.message)
 
-
-@pytest.mark.parametrize("raw", ["600", "1 hour"])
-def test_the_link_expiry_is_read_when_the_report_files_are_opened(monkeypatch, raw):
-    from nvi_batch.defs.institution_reports import report_files_for_deployment
-
-    monkeypatch.setenv("NVI_REPORT_LINK_EXPIRY_SECONDS", raw)
-    files = report_files_for_deployment("production")  # as the module loads: nothing read or refused yet
-    if raw == "600":
-        assert files.expiry_seconds() == 600
-    else:
-        with pytest.raises(SettingInvalid, match='NVI_REPORT_LINK_EXPIRY_SECONDS="1 hour" is not a number of seconds'):
-            files.expiry_seconds()

@@ -50,6 +50,24 @@ class FlakyReads:
 BATCH = 10
 
 
+class FakeTime:
+    """A clock that only moves when something sleeps on it: breakers wait out their budget at once."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+    def clock(self):
+        return self.now
+
+
+def breaker(name, **limits):
+    fake = FakeTime()
+    return CircuitBreaker(name, sleep=fake.sleep, clock=fake.clock, **limits)
+
+
 def settings(**overrides):
     return StepSettings(job="REFRESH_CANDIDATES", max_batch_size=BATCH, retry=FAST, **overrides)
 
@@ -114,10 +132,9 @@ def test_a_dependency_down_for_the_whole_run_leaves_items_to_do_and_none_dead(st
     def s3_down(candidate):
         raise ConnectionError("could not connect to the endpoint URL")
 
-    breaker = CircuitBreaker("publications", failure_threshold=3, first_wait=0.01, budget_seconds=0.05,
-                             sleep=lambda seconds: None)
     report = run_candidate_step(store, YearScan(YEAR), s3_down, settings(), ledger=store,
-                                processor_breaker=breaker, **NO_WAIT)
+                                processor_breaker=breaker("publications", failure_threshold=3, budget_seconds=60),
+                                **NO_WAIT)
 
     assert report.stopped.startswith("dependency unavailable")
     assert report.counters.written == report.counters.dead == 0
@@ -175,9 +192,8 @@ def test_force_starts_over_instead_of_resuming(store):
 def test_a_store_that_stays_down_stops_the_run_cleanly(store):
     ids = seed(store, count=30)
     down = FlakyReads(store, 1.0, random.Random(1))
-    breaker = CircuitBreaker("store", failure_threshold=2, first_wait=0.01, budget_seconds=0.03, sleep=lambda s: None)
     report = run_candidate_step(down, YearScan(YEAR), processors.refresh, settings(), ledger=store,
-                                store_breaker=breaker, **NO_WAIT)
+                                store_breaker=breaker("store", failure_threshold=2, budget_seconds=60), **NO_WAIT)
     assert report.stopped.startswith("dependency unavailable")
     assert report.counters.left_to_do == len(ids)
     assert store.failures() == []
@@ -225,9 +241,8 @@ def test_a_store_that_is_down_entirely_still_stops_the_run_cleanly(store):
             raise StoreUnavailable("connection refused")
 
     down = Down(store, 1.0, random.Random(1))
-    breaker = CircuitBreaker("store", failure_threshold=2, first_wait=0.01, budget_seconds=0.03, sleep=lambda s: None)
     report = run_candidate_step(down, YearScan(YEAR), processors.refresh, settings(), ledger=store,
-                                store_breaker=breaker, **NO_WAIT)
+                                store_breaker=breaker("store", failure_threshold=2, budget_seconds=60), **NO_WAIT)
     assert report.stopped.startswith("dependency unavailable")
     assert "could not be counted" in report.stopped
     assert report.counters.written == 0 and store.failures() == []

@@ -4,7 +4,8 @@
 - lost responses: every Nth request reaches the table and is applied, and its response is lost (the
   connection closes without an answer), so the client cannot know whether it happened.
 
-Requests are counted per operation (`X-Amz-Target`), so a rule can aim at one, e.g. TransactWriteItems.
+Rules count the requests of the operations they name (`X-Amz-Target`), e.g. TransactWriteItems, or
+of all; a request meets a fault when any of the rules of that fault applies.
 """
 
 from __future__ import annotations
@@ -23,17 +24,22 @@ NOT_RELAYED = {"connection", "keep-alive", "transfer-encoding", "content-length"
 
 
 class FaultRule:
-    """Every `every`-th request of the operations named (all when none are) meets the fault."""
+    """Of every `every` requests of the operations named (all when none are), the last `burst` meet the
+    fault: a burst longer than the client's own retries (botocore's standard mode tries 3 times)
+    reaches the caller."""
 
-    def __init__(self, every: int, operations: tuple[str, ...] = ()):
-        self.every, self.operations = every, operations
+    def __init__(self, every: int, burst: int = 1, operations: tuple[str, ...] = ()):
+        if not 1 <= burst <= every:
+            raise ValueError("a burst is 1 to `every` requests")
+        self.every, self.burst, self.operations = every, burst, operations
         self.seen = self.hit = 0
 
     def applies(self, operation: str) -> bool:
         if self.operations and operation not in self.operations:
             return False
+        position = self.seen % self.every  # 0 .. every - 1
         self.seen += 1
-        if self.seen % self.every:
+        if position < self.every - self.burst:
             return False
         self.hit += 1
         return True
@@ -43,8 +49,8 @@ class DynamoDbFaultProxy:
     def __init__(self, upstream_url: str):
         upstream = urlsplit(upstream_url)
         self.upstream = (upstream.hostname, upstream.port)
-        self.throttle: FaultRule | None = None
-        self.lose_response: FaultRule | None = None
+        self.throttle: list[FaultRule] = []
+        self.lose_response: list[FaultRule] = []
         self.requests: dict[str, int] = {}
         self._lock = threading.Lock()
         proxy = self
@@ -97,8 +103,8 @@ class DynamoDbFaultProxy:
     def _faults_for(self, operation: str) -> tuple[bool, bool]:
         with self._lock:
             self.requests[operation] = self.requests.get(operation, 0) + 1
-            throttled = bool(self.throttle and self.throttle.applies(operation))
-            lost = not throttled and bool(self.lose_response and self.lose_response.applies(operation))
+            throttled = any([rule.applies(operation) for rule in self.throttle])  # every rule counts the request
+            lost = not throttled and any([rule.applies(operation) for rule in self.lose_response])
             return throttled, lost
 
     def _forward(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:

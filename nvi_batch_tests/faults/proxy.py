@@ -135,10 +135,12 @@ class PostgresFaultProxy:
 
     # -- faults ----------------------------------------------------------------------------------
     def refuse_connections(self, after_commits: int, seconds: float) -> None:
-        """Once `after_commits` more COMMITs have been answered, refuse connections for `seconds`."""
+        """Once `after_commits` more COMMITs have been answered (0: now), refuse connections for `seconds`."""
         with self._lock:
             self._outage_after_commits = self.commits + after_commits
             self._outage_seconds = seconds
+        if after_commits == 0:
+            self._start_outage()
 
     def _start_outage(self) -> None:
         with self._lock:

@@ -77,7 +77,7 @@ def test_publication_points_have_one_row_per_applicable_candidate_and_institutio
 def test_a_malformed_candidate_is_named_and_left_out():
     builder, _ = build(PeriodStatus.OPEN)
     assert [identifier for identifier, _ in builder.malformed] == [k.ident(8)]
-    assert "MAYBE" in builder.malformed[0][1]
+    assert "approvals[0].status" in builder.malformed[0][1]
 
 
 def test_points_are_decimals_rounded_half_up_to_four_places():

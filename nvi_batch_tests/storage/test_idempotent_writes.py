@@ -114,11 +114,11 @@ def test_dynamodb_retries_a_transaction_whose_response_was_lost_with_the_same_to
         store.client.meta.events.register("before-send.dynamodb.TransactWriteItems", note_token)
         chunk = [store.read_candidates(ids)[i] for i in ids]
         before = {c.identifier: c.revision or 0 for c in chunk}
-        proxy.lose_response = FaultRule(every=2, operations=("TransactWriteItems",))
+        proxy.lose_response = [FaultRule(every=2, operations=("TransactWriteItems",))]
 
         result = store.write_candidates(chunk)
 
-        assert proxy.lose_response.hit >= 1
+        assert proxy.lose_response[0].hit >= 1
         assert sorted(result.written) == sorted(ids) and result.conflicts == []
         stored = direct.read_candidates(ids)
         assert all(stored[i].revision == before[i] + 1 for i in ids), "each aggregate written exactly once"

@@ -17,7 +17,7 @@ from nvi_batch.domain.candidate import CandidateAggregate, NoteItem
 from nvi_batch.domain.items import stored_items
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.protocol import Checkpoint, FailureEvent, LedgerStatus
-from nvi_batch.storage.sql import shift_instant
+from nvi_batch.storage.sql import shift_instant, utc_now
 
 JOB = "REFRESH_CANDIDATES"
 OTHER_JOB = "MIGRATE_CANDIDATES"
@@ -291,11 +291,36 @@ def test_resolved_items_leave_the_open_set_and_start_over_when_they_fail_again(s
 
     assert store.resolve_items(JOB, ["a", "zzz"]) == 1
     assert store.resolve_items(JOB, ["a"]) == 0
-    assert [e.item_id for e in store.failures(status=LedgerStatus.RESOLVED)] == ["a"]
+    resolved = store.failures(status=LedgerStatus.RESOLVED)
+    assert [e.item_id for e in resolved] == ["a"] and resolved[0].resolved_at is not None
 
-    later = shift_instant(T0, 3600)
+    later = shift_instant(utc_now(), 1)
     again = store.record_failures([event("a", later)], delay)[0]
     assert (again.attempts, again.first_failed_at, again.status) == (1, later, LedgerStatus.RETRY_PENDING)
+
+
+def test_a_failure_older_than_the_items_resolution_does_not_reopen_it(store):
+    store.record_failures([event("a", T0)], delay)
+    store.resolve_items(JOB, ["a"])  # it succeeded now, in another run
+
+    stale = store.record_failures([event("a", shift_instant(T0, 60))], delay)[0]  # reported late
+    assert (stale.status, stale.attempts) == (LedgerStatus.RESOLVED, 1)
+    assert store.failures(job=JOB)[0].status == LedgerStatus.RESOLVED
+
+
+def test_a_success_older_than_the_items_last_failure_does_not_close_it(store):
+    newer = shift_instant(utc_now(), 3600)  # another run failed it after this run's success
+    store.record_failures([event("a", newer)], delay)
+    assert store.resolve_items(JOB, ["a"]) == 0
+    assert store.failures(job=JOB)[0].status == LedgerStatus.RETRY_PENDING
+
+
+def test_the_same_failure_recorded_twice_counts_once(store):
+    """A ledger write retried after its reply was lost must not count the attempt again."""
+    first = store.record_failures([event("a", T0)], delay)[0]
+    again = store.record_failures([event("a", T0)], delay)[0]
+    assert first == again and again.attempts == 1
+    assert store.record_failures([event("a", shift_instant(T0, 1))], delay)[0].attempts == 2
 
 
 def test_redrive_resets_attempts_and_bumps_the_generation(store):

@@ -12,6 +12,7 @@ table (its streams feed the service's search index and its scans would meet them
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator, Sequence
 
 from nvi_batch.domain.migrations import MIGRATION_JOB_KEYS
@@ -39,6 +40,9 @@ LEDGER_JOBS = (
     "REFRESH_PERIODS",
     *MIGRATION_JOB_KEYS,  # each named migration keeps its own ledger: MIGRATE_CANDIDATES:<name>
 )
+
+
+_PLACEHOLDER = re.compile(r"[#:][A-Za-z_]+")
 
 
 def _camel(name: str) -> str:
@@ -94,7 +98,8 @@ class DynamoDbLedger:
 
     @staticmethod
     def _ledger_entry(item: dict) -> LedgerEntry:
-        return LedgerEntry(**{f.name: item[_camel(f.name)] for f in dataclasses.fields(LedgerEntry)})
+        return LedgerEntry(**{f.name: item[_camel(f.name)] for f in dataclasses.fields(LedgerEntry)
+                              if _camel(f.name) in item or f.default is dataclasses.MISSING})
 
     def _ledger_entries(self, job: str, condition: str | None = None, names=None, values=None) -> Iterator[LedgerEntry]:
         """A job's open ledger, optionally filtered by a FilterExpression."""
@@ -119,30 +124,66 @@ class DynamoDbLedger:
         unknown = sorted({event.job for event in events} - set(LEDGER_JOBS))
         if unknown:
             raise ValueError(f"jobs {unknown} are not in LEDGER_JOBS {LEDGER_JOBS}: the ledger is queried per listed job")
-        entries = []
-        for event in events:
-            stored = self._ledger_get(f"{FAILURE}#{event.job}", event.item_id)
-            row = None if stored is None else self._ledger_entry(stored)
-            open_before = row is not None and row.status != LedgerStatus.RESOLVED
-            attempts = (row.attempts if open_before else 0) + 1
-            entry = LedgerEntry(
-                job=event.job,
-                item_id=event.item_id,
-                partition=event.partition,
-                attempts=attempts,
-                error_class=event.error_class,
-                error_type=event.error_type,
-                message=event.message,
-                run_id=event.run_id,
-                first_failed_at=row.first_failed_at if open_before else event.failed_at,
-                last_failed_at=event.failed_at,
-                next_attempt_at=shift_instant(event.failed_at, retry_delay_seconds(attempts)),
-                status=LedgerStatus.DEAD if attempts >= DEAD_AFTER_ATTEMPTS else LedgerStatus.RETRY_PENDING,
-                generation=row.generation if row is not None else 0,
-            )
-            self._ledger_put(f"{FAILURE}#{entry.job}", entry.item_id, self._ledger_attributes(entry))
-            entries.append(entry)
-        return entries
+        return [self._record_failure(event, retry_delay_seconds) for event in events]
+
+    def _record_failure(self, event: FailureEvent, retry_delay_seconds) -> LedgerEntry:
+        """One failed attempt as one conditional UpdateItem, never read-then-write: DynamoDB cannot
+        compute "attempts + 1, and dead at 3" in one expression, so each possible state before the
+        failure has an update of its own, conditional on being in that state; the one whose condition
+        holds is applied atomically. The likeliest (a first failure) is tried first.
+
+        A resolved row starts a new streak unless it was resolved after this failure happened; the
+        same event sent twice (a retry after a lost response) is counted once. When no state matches
+        for either reason, the row is returned as it stands.
+        """
+        key = self._ledger_key(f"{FAILURE}#{event.job}", event.item_id)
+        names = {"#hash": LEDGER_HASH_KEY, "#status": "status", "#attempts": "attempts", "#resolved": "resolvedAt",
+                 "#run": "runId", "#last": "lastFailedAt", "#generation": "generation", "#first": "firstFailedAt",
+                 "#next": "nextAttemptAt", "#partition": "partition", "#class": "errorClass", "#type": "errorType",
+                 "#message": "message", "#job": "job", "#item": "itemId"}
+        failure = {":partition": event.partition, ":class": event.error_class, ":type": event.error_type,
+                   ":message": event.message, ":run": event.run_id, ":failed": event.failed_at,
+                   ":resolvedStatus": LedgerStatus.RESOLVED, ":job": event.job, ":item": event.item_id}
+        set_failure = ("#partition = :partition, #class = :class, #type = :type, #message = :message, "
+                       "#run = :run, #last = :failed, #job = :job, #item = :item")
+        not_counted_yet = "NOT (#run = :run AND #last = :failed)"
+        open_row = f"attribute_exists(#hash) AND #status <> :resolvedStatus AND {not_counted_yet}"
+
+        def status(attempts: int) -> str:
+            return LedgerStatus.DEAD if attempts >= DEAD_AFTER_ATTEMPTS else LedgerStatus.RETRY_PENDING
+
+        def due(attempts: int) -> str:
+            return shift_instant(event.failed_at, retry_delay_seconds(attempts))
+
+        variants = [  # (condition, update, its own values)
+            ("attribute_not_exists(#hash) OR (#status = :resolvedStatus AND "
+             "(attribute_not_exists(#resolved) OR #resolved < :failed))",
+             f"SET {set_failure}, #attempts = :one, #first = :failed, #next = :next, #status = :status, "
+             "#generation = if_not_exists(#generation, :zero)",
+             {":one": 1, ":zero": 0, ":next": due(1), ":status": status(1)}),
+            *((f"{open_row} AND #attempts = :before",
+               f"SET {set_failure}, #attempts = :after, #next = :next, #status = :status",
+               {":before": before, ":after": before + 1, ":next": due(before + 1), ":status": status(before + 1)})
+              for before in range(DEAD_AFTER_ATTEMPTS - 1)),
+            (f"{open_row} AND #attempts >= :last_before_dead",
+             f"SET {set_failure}, #attempts = #attempts + :one, #next = :next, #status = :status",
+             {":last_before_dead": DEAD_AFTER_ATTEMPTS - 1, ":one": 1, ":next": due(DEAD_AFTER_ATTEMPTS),
+              ":status": LedgerStatus.DEAD}),
+        ]
+        for condition, update, values in variants:
+            used = set(_PLACEHOLDER.findall(condition + " " + update))  # DynamoDB refuses unused ones
+            try:
+                response = self.client.update_item(
+                    TableName=self.ledger_table_name, Key=key, UpdateExpression=update, ConditionExpression=condition,
+                    ExpressionAttributeNames={name: value for name, value in names.items() if name in used},
+                    ExpressionAttributeValues=serialize(
+                        {name: value for name, value in {**failure, **values}.items() if name in used}),
+                    ReturnValues="ALL_NEW",
+                )
+            except self.client.exceptions.ConditionalCheckFailedException:
+                continue
+            return self._ledger_entry(deserialize(response["Attributes"]))
+        return self._ledger_entry(self._ledger_get(f"{FAILURE}#{event.job}", event.item_id))
 
     def _update_if(self, key: dict, update: str, condition: str, names: dict, values: dict) -> bool:
         try:
@@ -159,13 +200,15 @@ class DynamoDbLedger:
         return True
 
     def resolve_items(self, job: str, item_ids: Sequence[str]) -> int:
+        """One conditional UpdateItem per item; a row that failed again after now stays open."""
+        now = utc_now()
         return sum(
             self._update_if(
                 self._ledger_key(f"{FAILURE}#{job}", item_id),
-                "SET #status = :resolved",
-                "attribute_exists(#hash) AND #status <> :resolved",
-                {"#hash": LEDGER_HASH_KEY, "#status": "status"},
-                {":resolved": {"S": LedgerStatus.RESOLVED}},
+                "SET #status = :resolved, #resolvedAt = :now",
+                "attribute_exists(#hash) AND #status <> :resolved AND #last <= :now",
+                {"#hash": LEDGER_HASH_KEY, "#status": "status", "#resolvedAt": "resolvedAt", "#last": "lastFailedAt"},
+                {":resolved": {"S": LedgerStatus.RESOLVED}, ":now": {"S": now}},
             )
             for item_id in dict.fromkeys(item_ids)
         )

@@ -30,6 +30,7 @@ from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.items import (
     CANDIDATE,
     HASH_KEY,
+    LAST_WRITTEN_AT,
     PERIOD,
     RANGE_KEY,
     YEAR_HASH_KEY,
@@ -244,17 +245,20 @@ class DynamoDbStore(DynamoDbLedger):
             request["ExclusiveStartKey"] = _key(hash_key, hash_key)
         return request
 
-    def _id_pages(self, operation: str, request: dict, page_size: int) -> Iterator[list[str]]:
-        """Pages of exactly `page_size` ids (the last may be shorter): a filtered Scan page holds fewer."""
+    def _id_pages(self, operation: str, request: dict, page_size: int, row=_identifier_of,
+                  attributes: dict | None = None) -> Iterator[list]:
+        """Pages of exactly `page_size` ids (the last may be shorter): a filtered Scan page holds fewer.
+        `row` makes each page entry from an item holding the hash key and the named `attributes`."""
+        names = {"#hash": HASH_KEY, **(attributes or {})}
         request = {
             **request,
             "Limit": page_size,
-            "ProjectionExpression": "#hash",
-            "ExpressionAttributeNames": {**request["ExpressionAttributeNames"], "#hash": HASH_KEY},
+            "ProjectionExpression": ", ".join(names),
+            "ExpressionAttributeNames": {**request["ExpressionAttributeNames"], **names},
         }
-        page: list[str] = []
+        page: list = []
         for item in self._items(operation, request):
-            page.append(_identifier_of(item))
+            page.append(row(item))
             if len(page) == page_size:
                 yield page
                 page = []
@@ -269,6 +273,16 @@ class DynamoDbStore(DynamoDbLedger):
 
     def segment_id_pages(self, segment: int, total_segments: int, page_size: int, start_after: str | None = None):
         return self._id_pages("scan", self._segment_request(segment, total_segments, start_after), page_size)
+
+    def year_last_writes(self, year: str, page_size: int, start_after: str | None = None):
+        """(identifier, lastWrittenAt) from the year index, which projects every attribute; the index
+        lags its items a little, as any global secondary index does (the accounting check allows it)."""
+
+        def pair(item: dict) -> tuple[str, str | None]:
+            return _identifier_of(item), item.get(LAST_WRITTEN_AT, {}).get("S")
+
+        return self._id_pages("query", self._year_request(year, start_after), page_size, pair,
+                              {"#written": LAST_WRITTEN_AT})
 
     def count_year(self, year: str, start_after: str | None = None) -> int:
         return self._count("query", self._year_request(year, start_after))
