@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nvi_batch.cli import CliError
 from nvi_batch.domain.institution_reports import AUTHOR_SHARES, INSTITUTION_REPORT, PUBLICATION_POINTS_REPORT
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.report_files import (
     DBH_MAPPING_FILE,
     FORMATS,
@@ -22,7 +23,11 @@ REPORT_NAMES = tuple(layout.name for layout in (AUTHOR_SHARES, INSTITUTION_REPOR
 
 def report_files(data_dir: str) -> ReportFiles:
     """The deployment's report files: S3 with NVI_DEPLOYMENT=production, else the local reports folder."""
-    if os.environ.get("NVI_DEPLOYMENT") == "production":
+    try:
+        deployment = DEPLOYMENT.read()
+    except SettingInvalid as problem:
+        raise CliError(str(problem)) from None
+    if deployment == "production":
         # Imported here: Dagster is only needed to resolve the production resource's environment.
         from nvi_batch.defs.institution_reports import report_files_for_deployment
 

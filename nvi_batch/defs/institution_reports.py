@@ -36,6 +36,7 @@ from nvi_batch.domain.institution_reports import (
 )
 from nvi_batch.domain.report_format import ReportLayout
 from nvi_batch.engine.institution_reports import InstitutionReports, build_institution_reports
+from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.report_files import (
     DBH_MAPPING_FILE,
     FORMATS,
@@ -96,7 +97,10 @@ class S3ReportFilesResource(ReportFilesResource):
 
 
 def report_files_for_deployment(deployment: str | None = None) -> ReportFilesResource:
-    deployment = deployment or os.environ.get("NVI_DEPLOYMENT", "local")
+    try:
+        deployment = deployment or DEPLOYMENT.read()
+    except SettingInvalid:
+        deployment = "local"  # never written to: the store refuses first, naming the setting
     if deployment == "production":
         return S3ReportFilesResource(
             bucket=dg.EnvVar("NVI_REPORTS_BUCKET"),

@@ -23,13 +23,16 @@ from nvi_batch.settings import (
     SettingInvalid,
 )
 
-BAD_SETTINGS = {"NVI_ALERT_AFTER_FAILURES": "abc", "NVI_DEPLOYMENT": "prod", "PROCESSING_ENABLED": "maybe"}
+BAD_SETTINGS = {"NVI_ALERT_AFTER_FAILURES": "abc", "PROCESSING_ENABLED": "maybe", "NVI_CODE_SERVER_PORT": "http",
+                "NVI_REPORT_LINK_EXPIRY_SECONDS": "1 hour"}
 
 
 @pytest.mark.slow
-def test_the_code_location_loads_with_every_setting_wrong(tmp_path):
-    """As `dagster dev` and the code server load it: in a fresh process, at import."""
-    environment = {**os.environ, **BAD_SETTINGS, "DAGSTER_HOME": str(tmp_path)}
+@pytest.mark.parametrize("deployment", ["prod", "local", "production"])
+def test_the_code_location_loads_with_every_setting_wrong(tmp_path, deployment):
+    """As `dagster dev` and the code server load it: in a fresh process, at import, for each deployment
+    (production's resources are built from the environment as the module loads)."""
+    environment = {**os.environ, **BAD_SETTINGS, "NVI_DEPLOYMENT": deployment, "DAGSTER_HOME": str(tmp_path)}
     finished = subprocess.run(
         [Path(sys.executable).with_name("dagster"), "definitions", "validate", "-m", "nvi_batch.definitions"],
         capture_output=True, text=True, env=environment, timeout=180, check=False,
@@ -119,3 +122,4 @@ def test_an_unknown_deployment_loads_and_every_use_of_the_store_says_what_to_fix
     assert not result.success
     assert 'NVI_DEPLOYMENT="prod" is not local or production' in str(
         result.get_step_failure_events()[0].step_failure_data.error.cause.message)
+
