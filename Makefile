@@ -15,9 +15,12 @@ $(BIN)/.installed: pyproject.toml setup.py
 
 install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The instance's storage is created here, once: a daemon and a webserver started together on a folder
+# without it would both create it, and SQLite's schema history would end up with two heads.
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml $(BIN)/.installed
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
+	$(BIN)/dagster instance migrate > /dev/null
 
 demo: install
 	$(BIN)/nvi-batch demo

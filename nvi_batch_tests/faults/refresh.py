@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import dagster as dg
@@ -78,9 +80,12 @@ def assert_each_refreshed_exactly_once(store, ids: list[str], refreshes: list[Re
     assert sum(refresh.metadata["written"] for refresh in refreshes) == len(ids)
 
 
-def ephemeral_instance_with_year() -> dg.DagsterInstance:
+@contextlib.contextmanager
+def ephemeral_instance_with_year() -> Iterator[dg.DagsterInstance]:
+    """An in-memory instance with the year's partition, entered: while it is, its own state storage is
+    the one definitions load with, whatever instance an earlier test of the session left current."""
     from nvi_batch.defs.partitions import add_reporting_years
 
-    instance = dg.DagsterInstance.ephemeral()
-    add_reporting_years(instance, [YEAR])
-    return instance
+    with dg.DagsterInstance.ephemeral() as instance:
+        add_reporting_years(instance, [YEAR])
+        yield instance

@@ -47,7 +47,8 @@ def test_throttled_requests_refresh_every_candidate_exactly_once(tables, proxy):
         # writes only the aggregates a partly refused chunk did not write
         FaultRule(every=40, burst=4, operations=("TransactWriteItems",)),
     ]
-    refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, direct), outage_budget_seconds=60)
+    with ephemeral_instance_with_year() as instance:
+        refresh = refresh_year(instance, through(proxy, direct), outage_budget_seconds=60)
     assert [rule.hit >= minimum for rule, minimum in zip(proxy.throttle, (10, 4), strict=True)] == [True, True]
     assert refresh.metadata["retries"] > 0, "some throttling outlasted botocore's retries"
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
@@ -56,6 +57,7 @@ def test_throttled_requests_refresh_every_candidate_exactly_once(tables, proxy):
 def test_lost_responses_refresh_every_candidate_exactly_once(tables, proxy):
     direct, ids = tables
     proxy.lose_response = [FaultRule(every=7)]
-    refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, direct), outage_budget_seconds=60)
+    with ephemeral_instance_with_year() as instance:
+        refresh = refresh_year(instance, through(proxy, direct), outage_budget_seconds=60)
     assert proxy.lose_response[0].hit >= 10
     assert_each_refreshed_exactly_once(direct, ids, [refresh])

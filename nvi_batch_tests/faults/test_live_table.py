@@ -51,7 +51,8 @@ def test_candidates_added_and_moved_during_a_run_leave_the_checks_green_and_are_
             move_to_another_year(service, moved_before_reached)
 
         proxy.on_commit = service_writes
-        refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, url.rsplit("/", 1)[1]))
+        with ephemeral_instance_with_year() as instance:
+            refresh = refresh_year(instance, through(proxy, url.rsplit("/", 1)[1]))
         service_revisions = revisions(service, ids)
         added_revisions = revisions(service, [candidate.identifier for candidate in added])
         service.dispose()
@@ -91,7 +92,8 @@ def test_a_candidate_of_the_year_that_the_run_never_reached_fails_the_check_nami
                 service.put_candidates([missed])
 
         proxy.on_commit = lose_one
-        refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, url.rsplit("/", 1)[1]))
+        with ephemeral_instance_with_year() as instance:
+            refresh = refresh_year(instance, through(proxy, url.rsplit("/", 1)[1]))
         service.dispose()
 
     check = refresh.checks["every_item_accounted_for"]

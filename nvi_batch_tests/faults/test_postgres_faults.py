@@ -51,7 +51,8 @@ def through(proxy: PostgresFaultProxy, database_name: str) -> SqlStoreResource:
 def test_lost_commit_replies_refresh_every_candidate_exactly_once(database, proxy):
     name, direct, ids = database
     proxy.drop_commit_reply_every = 3
-    refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, name), outage_budget_seconds=60)
+    with ephemeral_instance_with_year() as instance:
+        refresh = refresh_year(instance, through(proxy, name), outage_budget_seconds=60)
     assert proxy.dropped_commit_replies >= 2
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
 
@@ -59,7 +60,8 @@ def test_lost_commit_replies_refresh_every_candidate_exactly_once(database, prox
 def test_connections_reset_in_the_middle_of_a_chunk_lose_and_repeat_nothing(database, proxy):
     name, direct, ids = database
     proxy.reset_write_every = 4  # a chunk writes its rows and its checkpoint: resets fall on either
-    refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, name), outage_budget_seconds=60)
+    with ephemeral_instance_with_year() as instance:
+        refresh = refresh_year(instance, through(proxy, name), outage_budget_seconds=60)
     assert proxy.reset_writes >= 3
     assert refresh.metadata["retries"] >= proxy.reset_writes
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
@@ -69,7 +71,8 @@ def test_connections_refused_for_thirty_seconds_mid_run_are_waited_out(database,
     name, direct, ids = database
     proxy.refuse_connections(after_commits=3, seconds=OUTAGE_SECONDS)
     started = time.monotonic()
-    refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, name), outage_budget_seconds=120)
+    with ephemeral_instance_with_year() as instance:
+        refresh = refresh_year(instance, through(proxy, name), outage_budget_seconds=120)
     assert proxy.outages == 1
     assert time.monotonic() - started >= OUTAGE_SECONDS, "the run went on only once the database was back"
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
@@ -78,26 +81,27 @@ def test_connections_refused_for_thirty_seconds_mid_run_are_waited_out(database,
 def test_a_database_refusing_connections_when_the_run_starts_is_waited_out(database, proxy):
     name, direct, ids = database
     proxy.refuse_connections(after_commits=0, seconds=3)  # before the checkpoint and ledger look-ups
-    refresh = refresh_year(ephemeral_instance_with_year(), through(proxy, name), outage_budget_seconds=60)
+    with ephemeral_instance_with_year() as instance:
+        refresh = refresh_year(instance, through(proxy, name), outage_budget_seconds=60)
     assert proxy.outages == 1
     assert_each_refreshed_exactly_once(direct, ids, [refresh])
 
 
 def test_an_outage_longer_than_the_budget_stops_cleanly_and_the_next_run_finishes_the_year(database, proxy):
     name, direct, ids = database
-    instance = ephemeral_instance_with_year()
-    proxy.refuse_connections(after_commits=2, seconds=8)
-    stopped = refresh_year(instance, through(proxy, name), outage_budget_seconds=2)
+    with ephemeral_instance_with_year() as instance:
+        proxy.refuse_connections(after_commits=2, seconds=8)
+        stopped = refresh_year(instance, through(proxy, name), outage_budget_seconds=2)
 
-    assert not stopped.result.success and stopped.batch_status == "FAILED"
-    assert stopped.metadata["stopped"].startswith("dependency unavailable: store failed")
-    assert stopped.metadata["left_to_do"] == "unknown", "the store was down: not a made-up 0"
-    done = [identifier for identifier, revision in revisions(direct, ids).items() if revision == 2]
-    assert 0 < len(done) < COUNT and stopped.metadata["written"] == len(done)
-    assert direct.failures() == [], "an outage fails no item"
+        assert not stopped.result.success and stopped.batch_status == "FAILED"
+        assert stopped.metadata["stopped"].startswith("dependency unavailable: store failed")
+        assert stopped.metadata["left_to_do"] == "unknown", "the store was down: not a made-up 0"
+        done = [identifier for identifier, revision in revisions(direct, ids).items() if revision == 2]
+        assert 0 < len(done) < COUNT and stopped.metadata["written"] == len(done)
+        assert direct.failures() == [], "an outage fails no item"
 
-    while proxy.outages and time.monotonic() - proxy.connections_refused_from < 8:
-        time.sleep(0.2)
-    resumed = refresh_year(instance, through(proxy, name), outage_budget_seconds=60)
-    assert resumed.metadata["resumed_after"]
+        while proxy.outages and time.monotonic() - proxy.connections_refused_from < 8:
+            time.sleep(0.2)
+        resumed = refresh_year(instance, through(proxy, name), outage_budget_seconds=60)
+        assert resumed.metadata["resumed_after"]
     assert_each_refreshed_exactly_once(direct, ids, [stopped, resumed])

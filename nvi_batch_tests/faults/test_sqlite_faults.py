@@ -51,7 +51,8 @@ def test_a_database_file_locked_by_another_process_is_waited_out(tmp_path):
     try:
         started = time.monotonic()
         resource = SqlStoreResource(database_url=f"sqlite:///{path}?timeout={BUSY_TIMEOUT_SECONDS}")
-        refresh = refresh_year(ephemeral_instance_with_year(), resource, outage_budget_seconds=60)
+        with ephemeral_instance_with_year() as instance:
+            refresh = refresh_year(instance, resource, outage_budget_seconds=60)
         waited = time.monotonic() - started
     finally:
         holder.wait(timeout=LOCK_SECONDS + 10)

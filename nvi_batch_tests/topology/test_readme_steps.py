@@ -67,10 +67,12 @@ def clone(tmp_path_factory) -> Path:
 
 
 def fresh_instance_folder(clone: Path) -> None:
-    """What `make install` leaves in a clone: `.dagster_home/` holding the root dagster.yaml."""
+    """What `make install` leaves in a clone: `.dagster_home/` holding the root dagster.yaml and the
+    instance's storage, created once (`dagster instance migrate`, as the Makefile runs it)."""
     shutil.rmtree(clone / ".dagster_home", ignore_errors=True)
     (clone / ".dagster_home").mkdir()
     shutil.copy(clone / "dagster.yaml", clone / ".dagster_home" / "dagster.yaml")
+    shell(clone, "export DAGSTER_HOME=$PWD/.dagster_home", ".venv/bin/dagster instance migrate")
 
 
 def environment(clone: Path) -> dict[str, str]:
