@@ -57,6 +57,7 @@ CANDIDATE_ATTRIBUTES = frozenset({
 })
 APPROVAL_ATTRIBUTES = frozenset({HASH_KEY, RANGE_KEY, TYPE, IDENTIFIER, DATA, VERSION, REVISION, LAST_WRITTEN_AT})
 NOTE_ATTRIBUTES = frozenset({HASH_KEY, RANGE_KEY, TYPE, IDENTIFIER, DATA, VERSION})
+PERIOD_ATTRIBUTES = APPROVAL_ATTRIBUTES
 # What a child item's row already says in the SQL store (the candidate it belongs to).
 IMPLIED_BY_ROW = frozenset({HASH_KEY, TYPE, IDENTIFIER})
 
@@ -268,7 +269,7 @@ def planned_write(candidate: CandidateAggregate, written_at: str) -> AggregateWr
     return pending
 
 
-def _extra(item: dict, known: frozenset) -> dict:
+def unknown_attributes(item: dict, known: frozenset) -> dict:
     return {name: value for name, value in item.items() if name not in known}
 
 
@@ -279,9 +280,9 @@ def child_from_item(item: dict) -> ApprovalItem | NoteItem | None:
         return None
     if is_approval_key(key):
         return ApprovalItem(data=item.get(DATA), revision=item.get(REVISION), version=item.get(VERSION),
-                            last_written_at=item.get(LAST_WRITTEN_AT), key=key, extra=_extra(item, APPROVAL_ATTRIBUTES))
+                            last_written_at=item.get(LAST_WRITTEN_AT), key=key, extra=unknown_attributes(item, APPROVAL_ATTRIBUTES))
     if is_note_key(key):
-        return NoteItem(data=item.get(DATA), version=item.get(VERSION), key=key, extra=_extra(item, NOTE_ATTRIBUTES))
+        return NoteItem(data=item.get(DATA), version=item.get(VERSION), key=key, extra=unknown_attributes(item, NOTE_ATTRIBUTES))
     return None
 
 
@@ -297,7 +298,7 @@ def aggregate_from_items(identifier: str, candidate_item: dict, child_items: lis
         version=candidate_item.get(VERSION),
         last_written_at=candidate_item.get(LAST_WRITTEN_AT),
         period_year=candidate_item.get(PERIOD_YEAR),
-        extra=_extra(candidate_item, CANDIDATE_ATTRIBUTES),
+        extra=unknown_attributes(candidate_item, CANDIDATE_ATTRIBUTES),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from nvi_batch.domain.errors import MalformedRecord
@@ -29,12 +29,14 @@ def parse_instant(value: str, field: str, identifier: str | None = None) -> dt.d
 
 @dataclass
 class Period:
-    """One `PERIOD#<year>` record: its `data` map plus the lock attributes it was read with."""
+    """One `PERIOD#<year>` record: its `data` map, the lock attributes it was read with, and any
+    top-level attribute `NviPeriodDao` does not know (`extra`), kept so a write-back loses nothing."""
 
     data: dict
     revision: int | None = None
     version: str | None = None
     last_written_at: str | None = None
+    extra: dict = field(default_factory=dict)
 
     @property
     def year(self) -> str:

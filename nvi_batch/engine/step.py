@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from nvi_batch.domain.candidate import CandidateAggregate, validate_candidate
-from nvi_batch.domain.diff import diff_records
+from nvi_batch.domain.diff import aggregate_changes
 from nvi_batch.domain.on_read import apply_on_read_migrations
 from nvi_batch.engine.control import StopControl
 from nvi_batch.engine.counters import StepCounters
@@ -428,7 +428,7 @@ class _StepRunner:
         for candidate in candidates:
             if len(report.sample_diffs) >= self.settings.sample_diff_limit:
                 return
-            changes = diff_records(before[candidate.identifier].data, candidate.data)
+            changes = aggregate_changes(before[candidate.identifier], candidate)
             if changes:
                 report.sample_diffs.append({"identifier": candidate.identifier, "changes": changes})
 

@@ -139,7 +139,7 @@ def test_a_dry_run_counts_and_shows_diffs_but_writes_nothing(sql_store, instance
     assert output["would_change"].value == len(ids["good"])
     diffs = output["sample_diffs"].value
     assert 0 < len(diffs) <= 5 and diffs[0]["identifier"] in ids["good"]
-    assert any(change["path"] == "publicationDetails.title" and change["before"] is None and change["after"]
+    assert any(change["path"] == "data.publicationDetails.title" and change["before"] is None and change["after"]
                for change in diffs[0]["changes"])
 
 

@@ -318,3 +318,28 @@ def test_items_the_aggregate_does_not_own_are_neither_read_nor_written_nor_scann
 
     assert [raw(dynamodb, i["PrimaryKeyHashKey"]["S"], i["PrimaryKeyRangeKey"]["S"]) for i in foreign] == foreign
     assert [i for page in dynamodb.segment_id_pages(0, 1, 10) for i in page] == [candidate.identifier]
+
+
+def test_a_period_written_back_keeps_the_attributes_the_service_wrote(dynamodb):
+    period_item = {
+        "PrimaryKeyHashKey": {"S": "PERIOD"},
+        "PrimaryKeyRangeKey": {"S": "PERIOD#2031"},
+        "type": {"S": "PERIOD"},
+        "identifier": {"S": "2031"},
+        "data": {"M": {"publishingYear": {"S": "2031"}, "startDate": {"S": "2031-01-01T00:00:00Z"},
+                       "reportingDate": {"S": "2032-03-31T00:00:00Z"}, "createdBy": {"M": {"value": {"S": "me"}}}}},
+        "version": {"S": "v-java"},
+        "revision": {"N": "4"},
+        "lastWrittenAt": {"S": "2031-01-01T00:00:00Z"},
+        "attributeOfALaterServiceRelease": {"S": "kept"},
+    }
+    service_put(dynamodb, period_item)
+
+    period = dynamodb.read_period("2031")
+    assert dynamodb.write_period(period) is True
+
+    written = raw(dynamodb, "PERIOD", "PERIOD#2031")
+    assert written["attributeOfALaterServiceRelease"] == {"S": "kept"}
+    assert written["data"] == period_item["data"]
+    assert written["revision"] == {"N": "5"} and written["version"] != period_item["version"]
+    assert set(written) == set(period_item)

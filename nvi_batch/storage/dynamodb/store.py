@@ -32,6 +32,7 @@ from nvi_batch.domain.items import (
     HASH_KEY,
     LAST_WRITTEN_AT,
     PERIOD,
+    PERIOD_ATTRIBUTES,
     RANGE_KEY,
     YEAR_HASH_KEY,
     YEAR_INDEX,
@@ -43,6 +44,7 @@ from nvi_batch.domain.items import (
     is_note_key,
     planned_write,
     stored_items,
+    unknown_attributes,
 )
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.dynamodb.capacity import WriteCapacityLimiter, consumed_units, transaction_write_units
@@ -446,6 +448,7 @@ class DynamoDbStore(DynamoDbLedger):
     @staticmethod
     def _period_item(period: Period, revision, version, written_at) -> dict:
         item = {
+            **period.extra,
             HASH_KEY: PERIOD,
             RANGE_KEY: f"{PERIOD}#{period.year}",
             "type": PERIOD,
@@ -477,6 +480,7 @@ class DynamoDbStore(DynamoDbLedger):
             revision=item.get("revision"),
             version=item.get("version"),
             last_written_at=item.get("lastWrittenAt"),
+            extra=unknown_attributes(item, PERIOD_ATTRIBUTES),
         )
 
     def write_period(self, period: Period) -> bool:
