@@ -31,7 +31,9 @@ def test_writes_are_held_to_the_configured_capacity_per_second(moto_endpoint):
 
         assert len(store.write_candidates(chunk).written) == len(chunk)
 
-        # Each transaction leaves once the ones before it have had their time at the cap.
+        # Each transaction leaves once the ones before it have had their time at the cap: never faster.
+        # How close to the cap a run gets is a figure of benchmarks/dynamodb_calls.py --cap, not asserted
+        # here, where a loaded machine makes moto itself the slower side.
         rate = sum(units for _, units in sent[:-1]) / (sent[-1][0] - sent[0][0])
-        assert CAP * 0.9 <= rate <= CAP * 1.1, f"{rate:.1f} WCU/s against a cap of {CAP}"
+        assert rate <= CAP * 1.1, f"{rate:.1f} WCU/s against a cap of {CAP}"
         store.dispose()
