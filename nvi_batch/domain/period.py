@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from nvi_batch.domain.errors import MalformedRecord
@@ -35,6 +35,7 @@ class Period:
     revision: int | None = None
     version: str | None = None
     last_written_at: str | None = None
+    extra: dict = field(default_factory=dict)  # the item's top-level attributes the model does not know
 
     @property
     def year(self) -> str:
