@@ -29,7 +29,9 @@ class SchemaNotUpgradable(RuntimeError):
     """A database whose tables are not a layout any revision starts from."""
 
 
-def _config(connection: sa.Connection | None = None) -> Config:
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """The configuration alembic's commands take (`alembic.command.downgrade`, `revision`, `history`),
+    running on `connection`."""
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent))
     config.attributes["connection"] = connection
@@ -38,7 +40,7 @@ def _config(connection: sa.Connection | None = None) -> Config:
 
 @functools.cache
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_config()).get_current_head()
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(connection: sa.Connection) -> str | None:
@@ -58,7 +60,7 @@ def upgrade(engine: sa.Engine, to: str = "head") -> tuple[str | None, str | None
             return before, before
         if before is None and sa.inspect(connection).has_table("nvi_candidates"):
             _adopt(connection)
-        command.upgrade(_config(connection), to)
+        command.upgrade(alembic_config(connection), to)
         return before, current_revision(connection)
 
 
@@ -80,4 +82,4 @@ def _adopt(connection: sa.Connection) -> None:
     for ledger in ("nvi_failures", "nvi_failures_archive"):
         if "resolved_at" not in {column["name"] for column in inspector.get_columns(ledger)}:
             operations.add_column(ledger, sa.Column("resolved_at", sa.String(40), nullable=True))
-    command.stamp(_config(connection), BASELINE)
+    command.stamp(alembic_config(connection), BASELINE)
