@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.demo_data import demo_candidates, demo_periods
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
+from nvi_batch.storage import sql_schema
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch.storage.sql_schema import SchemaNotUpgradable
 
@@ -52,8 +53,9 @@ def sql_store_url(args) -> str:
 
 
 def upgrade_schema(store: SqlStore) -> tuple[str | None, str | None]:
+    """The store's schema at the newest revision (storage/sql_schema/): the revisions before and after."""
     try:
-        return store.create_schema()
+        return sql_schema.upgrade(store.engine)
     except SchemaNotUpgradable as problem:
         raise CliError(f"{store.describe()}: {problem}") from None
 

@@ -307,10 +307,9 @@ class SqlStore:
     def dispose(self) -> None:
         self.engine.dispose()
 
-    def create_schema(self) -> tuple[str | None, str | None]:
-        """Make or upgrade the schema to the newest revision (storage/sql_schema/); returns the revisions
-        before and after."""
-        return sql_schema.upgrade(self.engine)
+    def create_schema(self) -> None:
+        """Make or upgrade the schema to the newest revision (storage/sql_schema/)."""
+        sql_schema.upgrade(self.engine)
 
     def refresh_statistics(self) -> None:
         """ANALYZE the candidates table on PostgreSQL, so that keyset pages stay index scans.

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from nvi_batch.cli import main
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.period import Period
 from nvi_batch.storage import sql_schema
@@ -73,6 +74,11 @@ def column_names(engine: sa.Engine, table: str) -> set[str]:
     return {column["name"] for column in sa.inspect(engine).get_columns(table)}
 
 
+def revision_of(engine: sa.Engine) -> str | None:
+    with engine.connect() as connection:
+        return sql_schema.current_revision(connection)
+
+
 def schema_differences(engine: sa.Engine) -> list:
     """What alembic's autogenerate finds between the database and the tables in storage/sql.py."""
     with engine.connect() as connection:
@@ -85,7 +91,8 @@ def test_a_database_of_revision_0001_keeps_its_rows_and_gains_the_period_column(
     before = stored_rows(engine)
 
     store = SqlStore(empty_database)
-    assert store.create_schema() == ("0001", "0002")
+    store.create_schema()
+    assert revision_of(engine) == "0002"
 
     after = stored_rows(engine)
     assert after["nvi_periods"] == [{**before["nvi_periods"][0], "extra_attributes": None}]
@@ -106,7 +113,8 @@ def test_a_database_made_before_revisions_is_stamped_and_upgraded_not_recreated(
     before = stored_rows(engine)
 
     store = SqlStore(empty_database)
-    assert store.create_schema() == (None, "0002")
+    store.create_schema()
+    assert revision_of(engine) == "0002"
 
     after = stored_rows(engine)
     assert after["nvi_candidates"] == before["nvi_candidates"]
@@ -219,3 +227,30 @@ def test_a_period_whose_unknown_attributes_are_not_an_object_is_refused_naming_t
 
     with pytest.raises(MalformedRecord, match="extra_attributes"):
         sql_store.read_period("2024")
+
+
+def test_nvi_batch_db_upgrade_creates_then_finds_the_schema_at_the_newest_revision(tmp_path, capsys):
+    assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
+    assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"schema of sqlite:///{tmp_path / 'nvi.sqlite'}: upgraded from an empty database to revision 0002",
+        f"schema of sqlite:///{tmp_path / 'nvi.sqlite'}: already at revision 0002",
+    ]
+
+
+def test_nvi_batch_db_upgrade_refuses_a_layout_no_revision_starts_from_naming_the_database(tmp_path, capsys):
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'nvi.sqlite'}")
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE nvi_candidates (identifier VARCHAR(64) PRIMARY KEY)"))
+    engine.dispose()
+
+    assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"nvi-batch: sqlite:///{tmp_path / 'nvi.sqlite'}: the database has nvi_candidates but not nvi_periods")
+
+
+def test_nvi_batch_db_upgrade_in_production_says_the_dynamodb_store_has_no_schema(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("NVI_DEPLOYMENT", "production")
+    assert main(["--data-dir", str(tmp_path), "db", "upgrade"]) == 0
+    assert "DynamoDB, which has no SQL schema" in capsys.readouterr().out
+    assert not (tmp_path / "nvi.sqlite").exists()
