@@ -7,10 +7,16 @@ export NVI_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: install demo test test-fast ui prod-local lint postgres browser benchmark clean
 
-$(BIN)/.installed: pyproject.toml setup.py
+# Every package at the version in constraints.txt (the versions `make test` passed with). pip prints
+# errors only (-qq): this machine's pip configuration names local package folders, and pip warns about
+# each package missing from them before it takes the package from the index. No version check either.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+PIP := $(BIN)/pip --quiet --quiet
+
+$(BIN)/.installed: pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(PIP) install --constraint constraints.txt pip
+	$(PIP) install --constraint constraints.txt -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
@@ -23,6 +29,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml $(BIN)/.installed
 	$(BIN)/dagster instance migrate > /dev/null
 
 demo: install
+	$(BIN)/nvi-batch db upgrade
 	$(BIN)/nvi-batch demo
 
 # PostgreSQL on 127.0.0.1:5432 is part of this machine; start it if it has stopped.

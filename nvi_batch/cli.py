@@ -13,7 +13,9 @@ from collections.abc import Iterable, Iterator
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.demo_data import demo_candidates, demo_periods
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
+from nvi_batch.storage import sql_schema
 from nvi_batch.storage.sql import SqlStore
+from nvi_batch.storage.sql_schema import SchemaNotUpgradable
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
 COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops", "nvi_batch.cli_serve", "nvi_batch.cli_reports"]
@@ -27,21 +29,35 @@ class CliError(Exception):
     """A refusal the user can act on; printed without a traceback."""
 
 
+def _deployment() -> str:
+    try:
+        return DEPLOYMENT.read()
+    except SettingInvalid as problem:
+        raise CliError(str(problem)) from None
+
+
 def open_store(args):
     """The deployment's store: the DynamoDB table with NVI_DEPLOYMENT=production (never created here),
     else SQL by --database-url / NVI_DATABASE_URL, else the embedded SQLite default."""
-    try:
-        deployment = DEPLOYMENT.read()
-    except SettingInvalid as problem:
-        raise CliError(str(problem)) from None
-    if deployment == "production" and not args.database_url:
+    if _deployment() == "production" and not args.database_url:
         from nvi_batch.defs.resources import resources_for_deployment
 
         return resources_for_deployment("production")["nvi_store"].process_config_and_initialize().open()
-    url = args.database_url or os.environ.get("NVI_DATABASE_URL") or sqlite_url(args.data_dir)
-    store = SqlStore(url)
-    store.create_schema()
+    store = SqlStore(sql_store_url(args))
+    upgrade_schema(store)
     return store
+
+
+def sql_store_url(args) -> str:
+    return args.database_url or os.environ.get("NVI_DATABASE_URL") or sqlite_url(args.data_dir)
+
+
+def upgrade_schema(store: SqlStore) -> tuple[str | None, str | None]:
+    """The store's schema at the newest revision (storage/sql_schema/): the revisions before and after."""
+    try:
+        return sql_schema.upgrade(store.engine)
+    except SchemaNotUpgradable as problem:
+        raise CliError(f"{store.describe()}: {problem}") from None
 
 
 def _batched(items: Iterable, size: int) -> Iterator[list]:
@@ -175,6 +191,21 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_db_upgrade(args) -> int:
+    """Upgrade the SQL store's schema to the newest revision: `make demo`, `seed` and deploy/ run it."""
+    if _deployment() == "production" and not args.database_url:
+        print("NVI_DEPLOYMENT=production keeps candidates in DynamoDB, which has no SQL schema: nothing to upgrade")
+        return 0
+    store = SqlStore(sql_store_url(args))
+    try:
+        before, after = upgrade_schema(store)
+    finally:
+        store.dispose()
+    change = f"upgraded from {before or 'an empty database'} to" if before != after else "already at"
+    print(f"schema of {store.describe()}: {change} revision {after}")
+    return 0
+
+
 def cmd_table_definition(args) -> int:
     """Print a table's CreateTable arguments for `aws dynamodb create-table --cli-input-json` (deploy/)."""
     import json
@@ -202,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="seed if empty, refresh one year through Dagster, print a summary")
     demo.add_argument("--year", default=DEMO_YEAR)
     demo.set_defaults(handler=cmd_demo)
+
+    db = commands.add_parser("db", help="the SQL store's schema").add_subparsers(dest="db_command", required=True)
+    db_upgrade = db.add_parser("upgrade", help="create or upgrade the SQL store's tables to the newest revision "
+                                               "(--database-url, NVI_DATABASE_URL or the SQLite default)")
+    db_upgrade.set_defaults(handler=cmd_db_upgrade)
 
     definition = commands.add_parser(
         "table-definition", help="print the CreateTable JSON of nvi_batch's own DynamoDB table (deploy/README.md)"

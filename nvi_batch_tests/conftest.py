@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from nvi_batch.definitions import silence_known_dagster_notices
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch_tests.aws import dynamodb_store, moto_server
 from nvi_batch_tests.backends import empty_sql_store, throwaway_postgres_database
@@ -16,6 +17,12 @@ SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtu
 SQL_BACKENDS = ["sqlite", "postgres"]
 BACKENDS = [*SQL_BACKENDS, "dynamodb"]
 POSTGRES_FIXTURES = {"postgres_url", "postgres_db", "dagster_schema_template"}
+
+
+def pytest_sessionstart(session):
+    """The code location's filters of Dagster's known notices hold in every test, as they do in every
+    process that loads it (pytest resets filters set while it imports this file)."""
+    silence_known_dagster_notices()
 
 
 @pytest.fixture(scope="session")

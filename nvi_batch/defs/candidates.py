@@ -95,7 +95,6 @@ def with_own_checks(asset: dg.AssetsDefinition) -> dg.AssetSelection:
 refresh_candidates_job = dg.define_asset_job(
     "refresh_candidates_job",
     selection=with_own_checks(candidates),
-    partitions_def=reporting_year_partitions,
     description="REFRESH_CANDIDATES for one reporting year.",
     executor_def=dg.in_process_executor,
     tags={"nvi/job": REFRESH_CANDIDATES},
@@ -104,7 +103,6 @@ refresh_candidates_job = dg.define_asset_job(
 refresh_periods_job = dg.define_asset_job(
     "refresh_periods_job",
     selection=with_own_checks(periods),
-    partitions_def=reporting_year_partitions,
     description="REFRESH_PERIODS for one reporting year.",
     executor_def=dg.in_process_executor,
     tags={"nvi/job": "REFRESH_PERIODS"},

@@ -60,8 +60,8 @@ class NviStoreResource(dg.ConfigurableResource):
         raise dg.DagsterInvariantViolationError(f"{type(self).__name__} does not say how to open its store")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        if context.dagster_run is not None and context.instance is not None:
-            add_year_of_run(context.instance, context.dagster_run, lambda: self.open().period_years())
+        if context.run is not None and context.instance is not None:
+            add_year_of_run(context.instance, context.run, lambda: self.open().period_years())
 
 
 class SqlStoreResource(NviStoreResource):

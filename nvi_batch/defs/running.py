@@ -58,7 +58,7 @@ def scan_for(year: str, item_ids: list[str] | None) -> Scan:
 
 
 def tag_batch_status(context: dg.OpExecutionContext, status: str) -> None:
-    context.instance.add_run_tags(context.run_id, {BATCH_STATUS_TAG: status})
+    context.instance.add_run_tags(context.run.run_id, {BATCH_STATUS_TAG: status})
 
 
 @contextlib.contextmanager
@@ -159,7 +159,7 @@ def run_step(
         workers=workers,
         dry_run=dry_run,
         force=config.force,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         retry=RetryPolicy(cross_run_base_seconds=config.retry_after_seconds),
         outage_budget_seconds=config.outage_budget_seconds,
     )

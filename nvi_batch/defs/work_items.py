@@ -126,7 +126,7 @@ def _refresh_period_items(context, store, config: WorkItemsConfig) -> None:
     report = refresh_periods(store, list(config.item_ids))
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     failed = [
-        FailureEvent(REFRESH_PERIODS, year, config.partition, *_classified(message), context.run_id, now)
+        FailureEvent(REFRESH_PERIODS, year, config.partition, *_classified(message), context.run.run_id, now)
         for year, message in report.errors.items()
     ]
     if failed:

@@ -40,6 +40,7 @@ from nvi_batch.domain.items import (
     stored_items,
 )
 from nvi_batch.domain.period import Period
+from nvi_batch.storage import sql_schema
 from nvi_batch.storage.protocol import (
     DEAD_AFTER_ATTEMPTS,
     Checkpoint,
@@ -75,6 +76,7 @@ periods_table = sa.Table(
     sa.Column("version", sa.String(64), nullable=True),
     sa.Column("last_written_at", sa.String(40), nullable=True),
     sa.Column("data", sa.Text, nullable=False),
+    sa.Column("extra_attributes", sa.Text, nullable=True),  # NULL in rows written before revision 0002
 )
 
 checkpoints_table = sa.Table(
@@ -224,6 +226,23 @@ def _row_values(candidate: CandidateAggregate, items: list[dict]) -> dict:
     }
 
 
+def _extra_column(extra: dict) -> str:
+    return _dumps(extra) if extra else _NO_EXTRA_ATTRIBUTES
+
+
+def _period_extra(year: str, text: str | None) -> dict:
+    """A period's unknown attributes; a row from before they were kept (NULL) has none."""
+    if text is None or text == _NO_EXTRA_ATTRIBUTES:
+        return {}
+    try:
+        extra = _parsed(text)
+    except _Unreadable as problem:
+        raise MalformedRecord(year, "extra_attributes", str(problem)) from None
+    if not isinstance(extra, dict):
+        raise MalformedRecord(year, "extra_attributes", f"not an object: {described(extra)}")
+    return extra
+
+
 def _aggregate(row) -> CandidateAggregate:
     """The aggregate of a row. A column whose JSON does not parse, or that is not the shape this store
     writes, is neither passed on as text nor guessed at: the aggregate names it in `unreadable`, so the
@@ -289,17 +308,8 @@ class SqlStore:
         self.engine.dispose()
 
     def create_schema(self) -> None:
-        metadata.create_all(self.engine, checkfirst=True)
-        for ledger in (failures_table, failures_archive_table):  # ledgers made before resolved_at existed
-            if "resolved_at" not in {column["name"] for column in sa.inspect(self.engine).get_columns(ledger.name)}:
-                with self.engine.begin() as connection:
-                    connection.execute(sa.text(f"ALTER TABLE {ledger.name} ADD COLUMN resolved_at VARCHAR(40)"))
-        columns = {column["name"] for column in sa.inspect(self.engine).get_columns(candidates_table.name)}
-        if "extra_attributes" not in columns:
-            raise RuntimeError(
-                f"{self.describe()} holds candidates in an older layout (approvals and notes without their item "
-                "attributes); seed a new database (`make clean`, or another NVI_DATABASE_URL)"
-            )
+        """Make or upgrade the schema to the newest revision (storage/sql_schema/)."""
+        sql_schema.upgrade(self.engine)
 
     def refresh_statistics(self) -> None:
         """ANALYZE the candidates table on PostgreSQL, so that keyset pages stay index scans.
@@ -476,6 +486,7 @@ class SqlStore:
             revision=row["revision"],
             version=row["version"],
             last_written_at=row["last_written_at"],
+            extra=_period_extra(year, row["extra_attributes"]),
         )
 
     def write_period(self, period: Period) -> bool:
@@ -485,7 +496,8 @@ class SqlStore:
                 periods_table.update()
                 .where(periods_table.c.year == period.year)
                 .where(_lock_condition(periods_table, period.revision))
-                .values(revision=new_revision, version=new_version, last_written_at=now, data=_dumps(period.data))
+                .values(revision=new_revision, version=new_version, last_written_at=now, data=_dumps(period.data),
+                        extra_attributes=_extra_column(period.extra))
             )
         if result.rowcount != 1:
             return False
@@ -502,6 +514,7 @@ class SqlStore:
                 "version": p.version,
                 "last_written_at": p.last_written_at,
                 "data": _dumps(p.data),
+                "extra_attributes": _extra_column(p.extra),
             }
             for p in periods
         ]
