@@ -12,7 +12,7 @@ import pytest
 from nvi_batch.cli import register_partitions
 from nvi_batch.definitions import defs
 from nvi_batch.defs import operations
-from nvi_batch.defs.alerts import PARTITION_TAG, AlertBook
+from nvi_batch.defs.alerts import AlertBook
 from nvi_batch.defs.candidates import candidates, periods
 from nvi_batch.defs.operations import (
     AlertConfig,
@@ -28,6 +28,7 @@ from nvi_batch.defs.work_items import process_work_items_job
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.engine.control import PAUSED_SETTING
 from nvi_batch.storage.protocol import FailureEvent, LedgerStatus
+from nvi_batch.tags import PARTITION_TAG
 
 YEAR = "2024"
 
