@@ -27,7 +27,7 @@ from nvi_batch.domain.identifiers import (
     is_candidate_id,
     is_year,
 )
-from nvi_batch.domain.instants import now_timestamp, timestamp, utc_now
+from nvi_batch.domain.instants import SCHEDULE_TIMEZONE, now_timestamp, timestamp, utc_now
 from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, pause_reason
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE
 from nvi_batch.settings import ALERT_AFTER_FAILURES, SettingInvalid
@@ -250,7 +250,7 @@ def archive_ledger_job():
     archive_ledger()
 
 
-@dg.schedule(job=archive_ledger_job, cron_schedule="30 3 * * *", execution_timezone="Europe/Oslo",
+@dg.schedule(job=archive_ledger_job, cron_schedule="30 3 * * *", execution_timezone=SCHEDULE_TIMEZONE,
              description="Nightly ledger retention.")
 def ledger_retention_schedule(context: dg.ScheduleEvaluationContext, nvi_store: NviStoreResource):
     if reason := pause_reason(nvi_store.open()):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+SCHEDULE_TIMEZONE = "Europe/Oslo"  # the service's clock for people: schedules run on Norwegian time
+
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
