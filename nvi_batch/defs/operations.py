@@ -27,7 +27,7 @@ from nvi_batch.domain.identifiers import (
     is_candidate_id,
     is_year,
 )
-from nvi_batch.domain.instants import SCHEDULE_TIMEZONE, now_timestamp, timestamp, utc_now
+from nvi_batch.domain.instants import SCHEDULE_TIMEZONE, timestamp, utc_now
 from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, pause_reason
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE
 from nvi_batch.settings import ALERT_AFTER_FAILURES, SettingInvalid
@@ -80,7 +80,7 @@ def retry_sensor(context: dg.SensorEvaluationContext, nvi_store: NviStoreResourc
     store = nvi_store.open()
     if reason := pause_reason(store):
         return dg.SkipReason(reason)
-    due = store.due_retries(now_timestamp())
+    due = store.due_retries(timestamp(utc_now()))
     if not due:
         return dg.SkipReason("no retries due")
     # The attempt count is in the key: the same item after one more failure is a new run.
