@@ -235,6 +235,9 @@ def webserver_url(args) -> str | None:
         return None
     source = "--webserver" if args.webserver else WEBSERVER_VARIABLE
     parts = urllib.parse.urlsplit(url) if len(url) <= MAX_URL_CHARS else None
+    if parts is not None and "@" in parts.netloc:
+        raise CliError(f"{source}: a URL with credentials in it is refused, so that they are neither shown nor "
+                       "logged; give the webserver as http(s)://host:port")
     try:
         usable = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname) and (
             parts.port is None or parts.port > 0) and not (parts.query or parts.fragment)

@@ -188,6 +188,13 @@ def test_a_paused_pipeline_refuses_to_start(cli_store, instance, capsys):
     assert instance.get_runs() == []
 
 
+def test_a_webserver_url_with_credentials_is_refused_without_showing_them(cli_store, instance, capsys):
+    code, _, err = start(cli_store, capsys, '{"jobType": "REFRESH_PERIODS"}', "--webserver",
+                         "http://operator:s3cret@127.0.0.1:3000")
+    assert code == 2 and "--webserver: a URL with credentials in it is refused" in err
+    assert "s3cret" not in err and instance.get_runs() == []
+
+
 @pytest.mark.slow
 def test_without_a_run_queue_the_runs_are_launched_and_run(cli_store, dagster_home, capsys, monkeypatch):
     """An instance that launches runs at once gets them through a code server, and they really run."""
