@@ -14,10 +14,10 @@ import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
 from nvi_batch.defs.alerts import AlertBook, post_alert
-from nvi_batch.defs.config import MAX_ID_CHARS, checked_run_config, config_problems
+from nvi_batch.defs.config import checked_run_config, config_problems
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.work_items import is_work_item, job_keys, process_work_items_job, work_items_run_config
+from nvi_batch.defs.work_items import LedgerJob, is_work_item, process_work_items_job, work_items_run_config
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import (
     CANDIDATE_ID_EXAMPLE,
@@ -101,18 +101,11 @@ def redrive_sensor(context: dg.SensorEvaluationContext, nvi_store: NviStoreResou
 
 
 class RedriveConfig(dg.Config):
-    job: str = Field(max_length=MAX_ID_CHARS, description="Ledger key of the job, e.g. REFRESH_CANDIDATES")
+    job: LedgerJob = Field(description="Ledger key of the job, e.g. REFRESH_CANDIDATES")
     year: str | None = Field(default=None, pattern=f"^{YEAR_PATTERN}$",
                              description=f"Only this reporting year ({MIN_YEAR}-{MAX_YEAR})")
     item_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_REDRIVE_IDS,
                                        description="Only these items (a candidate id, or a year for REFRESH_PERIODS)")
-
-    @field_validator("job")
-    @classmethod
-    def _known_job(cls, job: str) -> str:
-        if job not in job_keys():
-            raise ValueError(f"unknown job {echo(job)}; one of {', '.join(job_keys())}")
-        return job
 
     @field_validator("year")
     @classmethod

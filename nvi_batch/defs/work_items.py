@@ -6,9 +6,10 @@ this module turns such a key back into a processor.
 """
 
 from collections.abc import Callable
+from typing import Annotated
 
 import dagster as dg
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from nvi_batch.defs.config import MAX_ID_CHARS, MAX_ITEM_IDS, StepConfig, checked_run_config
 from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
@@ -60,22 +61,25 @@ def job_keys() -> list[str]:
                   + [migration_job_key(name) for name in MIGRATIONS])
 
 
+def _ledger_job(job: str) -> str:
+    if job not in job_keys():
+        raise ValueError(f"unknown job {echo(job)}; one of {', '.join(job_keys())}")
+    return job
+
+
+# The ledger key of a job a config names (work items, redrive): one the ledger can hold.
+LedgerJob = Annotated[str, Field(max_length=MAX_ID_CHARS), AfterValidator(_ledger_job)]
+
+
 class WorkItemsConfig(StepConfig):
-    job: str = Field(max_length=MAX_ID_CHARS,
-                     description="Ledger key of the job type, e.g. REFRESH_CANDIDATES or MIGRATE_CANDIDATES:creator_names")
+    job: LedgerJob = Field(description="Ledger key of the job type, e.g. REFRESH_CANDIDATES or "
+                                       "MIGRATE_CANDIDATES:creator_names")
     partition: str = Field(max_length=MAX_ID_CHARS, pattern=LEDGER_PARTITION_PATTERN,
                            description="The ledger partition the items belong to (a year, a segment, legacy-queue).")
     item_ids: list[str] = Field(
         min_length=1, max_length=MAX_ITEM_IDS,
         description=f"The work items: candidate identifiers, or years for REFRESH_PERIODS (1 to {MAX_ITEM_IDS}).",
     )
-
-    @field_validator("job")
-    @classmethod
-    def _known_job(cls, job: str) -> str:
-        if job not in job_keys():
-            raise ValueError(f"unknown job {echo(job)}; one of {', '.join(job_keys())}")
-        return job
 
     @model_validator(mode="after")
     def _ids_of_the_job(self):
