@@ -6,12 +6,12 @@ import getpass
 import json
 
 from nvi_batch.cli import CliError, open_store
+from nvi_batch.domain.jobs import BatchStatus
 from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, PAUSED_SETTING, pause_reason
 from nvi_batch.engine.errors import classify
 from nvi_batch.storage.protocol import LedgerStatus
+from nvi_batch.tags import BATCH_STATUS_TAG, PARTITION_TAG
 
-PARTITION_TAG = "dagster/partition"
-BATCH_STATUS_TAG = "nvi/batch_status"
 MAX_REASON_CHARS = 200
 MAX_URL_CHARS = 2000
 
@@ -84,7 +84,7 @@ def cmd_alerts(args) -> int:
     return 0
 
 
-def batch_status_of(run) -> str:
+def batch_status_of(run) -> BatchStatus:
     """The batch words of the old service for a Dagster run, from its status and its nvi/batch_status tag:
     a run that ended badly is FAILED whatever its tag says (a process killed outright could not tag it),
     and a running one whose step already failed is FAILED too."""
@@ -92,27 +92,28 @@ def batch_status_of(run) -> str:
 
     tagged = run.tags.get(BATCH_STATUS_TAG)
     if run.status in (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING):
-        return "PENDING"
+        return BatchStatus.PENDING
     if run.status in (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING):
-        return "FAILED" if tagged == "FAILED" else "PROCESSING"
+        return BatchStatus.FAILED if tagged == BatchStatus.FAILED else BatchStatus.PROCESSING
     if run.status == dg.DagsterRunStatus.SUCCESS:
-        return tagged if tagged in ("COMPLETED", "PARTIALLY_COMPLETED", "FAILED") else "COMPLETED"
-    return "FAILED"
+        ended = (BatchStatus.COMPLETED, BatchStatus.PARTIALLY_COMPLETED, BatchStatus.FAILED)
+        return BatchStatus(tagged) if tagged in ended else BatchStatus.COMPLETED
+    return BatchStatus.FAILED
 
 
 def _step_metadata(records) -> dict:
     """Counter metadata per step: from its materialization, else its failure, else its output."""
-    from dagster._core.events import DagsterEventType
+    import dagster as dg
 
-    priority = {DagsterEventType.ASSET_MATERIALIZATION: 0, DagsterEventType.STEP_FAILURE: 1,
-                DagsterEventType.STEP_OUTPUT: 2}
+    priority = {dg.DagsterEventType.ASSET_MATERIALIZATION: 0, dg.DagsterEventType.STEP_FAILURE: 1,
+                dg.DagsterEventType.STEP_OUTPUT: 2}
     found = {}
     for record in records:
         event = record.event_log_entry.dagster_event
         data = event.event_specific_data
-        if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
             metadata = data.materialization.metadata
-        elif event.event_type == DagsterEventType.STEP_FAILURE:
+        elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             metadata = data.user_failure_data.metadata if data.user_failure_data else {}
         else:
             metadata = data.metadata or {}
@@ -124,15 +125,14 @@ def _step_metadata(records) -> dict:
 
 def cmd_status(args) -> int:
     import dagster as dg
-    from dagster._core.events import DagsterEventType
 
     with dg.DagsterInstance.get() as instance:
         run = instance.get_run_by_id(args.run_id)
         if run is None:
             raise CliError(f"run_id: no run {args.run_id} on the instance in DAGSTER_HOME")
         records = instance.get_records_for_run(
-            args.run_id, of_type={DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.STEP_OUTPUT,
-                                  DagsterEventType.STEP_FAILURE}
+            args.run_id, of_type={dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_OUTPUT,
+                                  dg.DagsterEventType.STEP_FAILURE}
         ).records
     counters, stops = {}, []
     for metadata in _step_metadata(records).values():
@@ -164,7 +164,7 @@ def register(commands) -> None:
     failures = commands.add_parser("failures", help="print the failure ledger")
     failures.add_argument("--job", help="e.g. REFRESH_CANDIDATES")
     failures.add_argument("--year", help="partition: a year, a segment or legacy-queue")
-    failures.add_argument("--status", choices=LedgerStatus.ALL)
+    failures.add_argument("--status", choices=[str(status) for status in LedgerStatus])
     failures.add_argument("--limit", type=int, default=100)
     failures.add_argument("--json", action="store_true")
     failures.set_defaults(handler=cmd_failures)
@@ -187,7 +187,7 @@ def register(commands) -> None:
     alerts.add_argument("--clear", action="store_true")
     alerts.set_defaults(handler=cmd_alerts)
 
-    status = commands.add_parser("status", help="PENDING / PROCESSING / COMPLETED / FAILED / PARTIALLY_COMPLETED")
+    status = commands.add_parser("status", help=" / ".join(BatchStatus))
     status.add_argument("run_id")
     status.add_argument("--limit", type=int, default=20)
     status.set_defaults(handler=cmd_status)

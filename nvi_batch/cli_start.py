@@ -1,53 +1,55 @@
 """`nvi-batch start`: take a legacy StartBatchJobRequest payload and start the matching Dagster runs.
 
 The payload is validated field by field (nvi_batch.domain.payloads), turned into runs (one per year
-for year-filtered jobs, one full-scan run otherwise), every run's config is checked against its job,
-and only then are the runs created and submitted on the instance in DAGSTER_HOME, as `dagster job
-launch` does. With the queued run coordinator (the local default and production) the runs wait in
-the queue for the daemon; otherwise a code server is started to launch them.
+for year-filtered jobs, one full-scan run otherwise), and every run's config is checked by its models
+and by its job (`dg.validate_run_config`). Only then are the years registered as partitions and the
+runs submitted, through Dagster's public surface only:
+- with a webserver (`--webserver` or NVI_WEBSERVER_URL), through its GraphQL API, as the UI does;
+- otherwise with `dagster job launch`, on the instance in DAGSTER_HOME.
+With the queued run coordinator (the local default and production) the runs wait in the queue for the
+daemon; otherwise they are launched at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
+import concurrent.futures
+import json
 import os
+import subprocess
 import sys
+import tempfile
+import urllib.parse
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from nvi_batch.cli import CliError, open_store
 from nvi_batch.domain.bounded import echo
+from nvi_batch.domain.jobs import JobType
 from nvi_batch.domain.migrations import MIGRATIONS
-from nvi_batch.domain.payloads import (
-    MAX_PAYLOAD_BYTES,
-    MIGRATE_CANDIDATES,
-    REFRESH_CANDIDATES,
-    REFRESH_PERIODS,
-    REPORT_APPROVED_CANDIDATES,
-    PayloadInvalid,
-    StartRequest,
-    parse_payload,
-)
+from nvi_batch.domain.payloads import MAX_PAYLOAD_BYTES, PayloadInvalid, StartRequest, parse_payload
 from nvi_batch.engine.control import env_stop_reason, pause_reason
+from nvi_batch.tags import JOB_TYPE_TAG, PARTITION_TAG, REQUEST_TAG
 
 MODULE_NAME = "nvi_batch.definitions"
 LOCATION_NAME = "nvi_batch"
 DEFAULT_MIGRATION = "publication_details"
 DEFAULT_SEGMENTS = 10
-JOB_TYPE_TAG = "nvi/job"
-REQUEST_TAG = "nvi/request"
+WEBSERVER_VARIABLE = "NVI_WEBSERVER_URL"
+SUBMIT_TIMEOUT_SECONDS = 300
+CLI_LAUNCHES_AT_ONCE = 4
+MAX_PROBLEM_CHARS = 500
+MAX_URL_CHARS = 2000
 
 # Year-filtered jobs: (job, op whose config carries the step settings).
 YEAR_JOBS = {
-    REFRESH_CANDIDATES: ("refresh_candidates_job", "candidates"),
-    MIGRATE_CANDIDATES: ("migrate_candidates_job", "migrate_candidates"),
-    REPORT_APPROVED_CANDIDATES: ("report_approved_candidates_job", "report_approved_candidates"),
+    JobType.REFRESH_CANDIDATES: ("refresh_candidates_job", "candidates"),
+    JobType.MIGRATE_CANDIDATES: ("migrate_candidates_job", "migrate_candidates"),
+    JobType.REPORT_APPROVED_CANDIDATES: ("report_approved_candidates_job", "report_approved_candidates"),
 }
 FULL_SCAN_JOBS = {
-    REFRESH_CANDIDATES: "refresh_all_candidates_job",
-    MIGRATE_CANDIDATES: "migrate_all_candidates_job",
+    JobType.REFRESH_CANDIDATES: "refresh_all_candidates_job",
+    JobType.MIGRATE_CANDIDATES: "migrate_all_candidates_job",
 }
 
 
@@ -76,12 +78,12 @@ def plan_runs(request: StartRequest, store, migration: str = DEFAULT_MIGRATION) 
     if unknown:
         raise CliError(f"filter.reportingYears: no period for {', '.join(unknown)} (years with a period: "
                        f"{', '.join(known) or 'none'})")
-    if request.job_type == REFRESH_PERIODS:
+    if request.job_type == JobType.REFRESH_PERIODS:
         years = list(request.years or known)[: request.max_items]
         return Plan([PlannedRun("refresh_periods_job", {}, year) for year in years])
 
     step = {} if request.max_batch_size is None else {"max_batch_size": request.max_batch_size}
-    options = {"migration": migration} if request.job_type == MIGRATE_CANDIDATES else {}
+    options = {"migration": migration} if request.job_type == JobType.MIGRATE_CANDIDATES else {}
     if request.years is None:
         scan = {"max_parallel_segments": request.max_parallel_segments or DEFAULT_SEGMENTS, **step}
         if request.max_items is not None:
@@ -107,31 +109,6 @@ def plan_runs(request: StartRequest, store, migration: str = DEFAULT_MIGRATION) 
     return plan
 
 
-@contextlib.contextmanager
-def _workspace(instance) -> Iterator:
-    """The code location as `dagster dev` names it: in-process when runs are only queued (the daemon
-    launches them from its own workspace), else a managed code server as the run launcher needs one."""
-    import dagster as dg
-    from dagster._core.remote_origin import InProcessCodeLocationOrigin
-    from dagster._core.run_coordinator import QueuedRunCoordinator
-    from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget, ModuleTarget
-
-    if isinstance(instance.run_coordinator, QueuedRunCoordinator):
-        origin = LoadableTargetOrigin(executable_path=sys.executable, module_name=MODULE_NAME,
-                                      working_directory=os.getcwd())
-        target = InProcessWorkspaceLoadTarget(InProcessCodeLocationOrigin(origin, location_name=LOCATION_NAME))
-    else:
-        target = ModuleTarget(MODULE_NAME, None, os.getcwd(), LOCATION_NAME)
-    with WorkspaceProcessContext(instance, target, version=dg.__version__) as process_context:
-        workspace = process_context.create_request_context()
-        if workspace.has_code_location_error(LOCATION_NAME):
-            raise CliError(f"code location {LOCATION_NAME} failed to load: "
-                           f"{workspace.get_code_location_error(LOCATION_NAME)}")
-        yield workspace
-
-
 def run_config_models() -> dict[str, dict[str, type]]:
     """The config model of each op a planned run configures, per job: the ranges Dagster's schema lacks."""
     from nvi_batch.defs.config import RefreshCandidatesConfig
@@ -150,7 +127,11 @@ def run_config_models() -> dict[str, dict[str, type]]:
 
 
 def check_run_configs(plan: Plan) -> None:
-    """Every planned run's config by its models, before anything is created."""
+    """Every planned run's config, before anything is created: by its models (the ranges, each problem
+    named by its field), then by its job's own run config schema (`dg.validate_run_config`)."""
+    import dagster as dg
+
+    from nvi_batch.definitions import defs
     from nvi_batch.defs.config import op_config_problems
 
     models = run_config_models()
@@ -158,48 +139,80 @@ def check_run_configs(plan: Plan) -> None:
         problems = op_config_problems(planned.run_config, models[planned.job_name])
         if problems:
             raise CliError(f"{planned.job_name}: run config refused:\n{problems}")
+        try:
+            dg.validate_run_config(defs.resolve_job_def(planned.job_name), planned.run_config)
+        except dg.DagsterInvalidConfigError as error:
+            raise CliError(f"{planned.job_name}: run config refused: {error}") from None
 
 
-def submit_runs(instance, plan: Plan, tags: dict[str, str]) -> list:
-    """Check every run against its job first; then add the years as partitions, create and submit them all."""
-    from dagster._core.definitions.selector import JobSubsetSelector
-    from dagster._core.errors import DagsterInvalidConfigError
-    from dagster._core.storage.tags import PARTITION_NAME_TAG
+@dataclass(frozen=True)
+class Submitted:
+    planned: PlannedRun
+    run_id: str | None = None
+    problem: str | None = None
 
+
+def run_tags(planned: PlannedRun, tags: dict[str, str]) -> dict[str, str]:
+    return tags if planned.partition is None else {**tags, PARTITION_TAG: planned.partition}
+
+
+def submit_through_webserver(url: str, plan: Plan, tags: dict[str, str]) -> list[Submitted]:
+    """Each run through the webserver's GraphQL API (`DagsterGraphQLClient`), as the UI launches one."""
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    parts = urllib.parse.urlsplit(url)
+    client = DagsterGraphQLClient(parts.hostname, port_number=parts.port, use_https=parts.scheme == "https",
+                                  path_prefix=parts.path.rstrip("/"), timeout=SUBMIT_TIMEOUT_SECONDS)
+    submitted = []
+    for planned in plan.runs:
+        try:
+            run_id = client.submit_job_execution(planned.job_name, repository_location_name=LOCATION_NAME,
+                                                 run_config=planned.run_config, tags=run_tags(planned, tags))
+            submitted.append(Submitted(planned, run_id))
+        except DagsterGraphQLClientError as error:
+            submitted.append(Submitted(planned, problem=f"{url} refused it: {bounded(str(error))}"))
+    return submitted
+
+
+def submit_through_cli(plan: Plan, tags: dict[str, str]) -> list[Submitted]:
+    """Each run with `dagster job launch`, as an operator would type it, on the instance in DAGSTER_HOME:
+    queued for the daemon, or launched at once by an instance without a run queue. Launches go a few at a
+    time, since each loads the code location in a code server of its own."""
+    with tempfile.TemporaryDirectory(prefix="nvi-batch-start-") as folder:
+        workspace = os.path.join(folder, "workspace.yaml")
+        with open(workspace, "w") as handle:
+            json.dump({"load_from": [{"python_module": {"module_name": MODULE_NAME, "location_name": LOCATION_NAME,
+                                                        "working_directory": os.getcwd()}}]}, handle)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=CLI_LAUNCHES_AT_ONCE) as pool:
+            return list(pool.map(lambda planned: _launch(workspace, planned, tags), plan.runs))
+
+
+def _launch(workspace: str, planned: PlannedRun, tags: dict[str, str]) -> Submitted:
+    run_id = str(uuid.uuid4())
+    command = [os.path.join(os.path.dirname(sys.executable), "dagster"), "job", "launch", "-w", workspace,
+               "-j", planned.job_name, "--config-json", json.dumps(planned.run_config),
+               "--tags", json.dumps(run_tags(planned, tags)), "--run-id", run_id]
+    try:
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=SUBMIT_TIMEOUT_SECONDS, check=False)
+    except subprocess.TimeoutExpired:
+        return Submitted(planned, problem=f"`dagster job launch` did not finish within {SUBMIT_TIMEOUT_SECONDS} s")
+    if finished.returncode != 0:
+        errors = [line for line in finished.stderr.splitlines() if "Error" in line] or finished.stderr.splitlines()
+        return Submitted(planned, problem=f"`dagster job launch` failed: {bounded(errors[-1] if errors else '')}")
+    return Submitted(planned, run_id)
+
+
+def bounded(text: str) -> str:
+    return text if len(text) <= MAX_PROBLEM_CHARS else f"{text[:MAX_PROBLEM_CHARS]}…"
+
+
+def submit_runs(instance, plan: Plan, tags: dict[str, str], webserver: str | None) -> list[Submitted]:
+    """Check every run first; then register the years as partitions and submit the runs."""
     from nvi_batch.defs.partitions import add_reporting_years
 
     check_run_configs(plan)
-    with _workspace(instance) as workspace:
-        location = workspace.get_code_location(LOCATION_NAME)
-        repository = next(iter(location.get_repositories().values()))
-        prepared = []
-        for planned in plan.runs:
-            remote_job = location.get_job(JobSubsetSelector(
-                location_name=LOCATION_NAME, repository_name=repository.name, job_name=planned.job_name,
-                op_selection=None,
-            ))
-            try:
-                execution_plan = location.get_execution_plan(remote_job, planned.run_config, step_keys_to_execute=None,
-                                                             known_state=None, instance=instance)
-            except DagsterInvalidConfigError as error:
-                raise CliError(f"{planned.job_name}: run config refused: {error}") from None
-            prepared.append((planned, remote_job, execution_plan.execution_plan_snapshot))
-        add_reporting_years(instance, sorted({run.partition for run in plan.runs if run.partition}))
-        runs = []
-        for planned, remote_job, snapshot in prepared:
-            run_tags = {**remote_job.tags, **tags}
-            if planned.partition is not None:
-                run_tags[PARTITION_NAME_TAG] = planned.partition
-            run = instance.create_run(
-                job_name=planned.job_name, run_id=None, run_config=planned.run_config, status=None, tags=run_tags,
-                root_run_id=None, parent_run_id=None, step_keys_to_execute=snapshot.step_keys_to_execute,
-                execution_plan_snapshot=snapshot, job_snapshot=remote_job.job_snapshot,
-                parent_job_snapshot=remote_job.parent_job_snapshot, asset_selection=None, asset_check_selection=None,
-                resolved_op_selection=None, op_selection=None, remote_job_origin=remote_job.get_remote_origin(),
-                job_code_origin=remote_job.get_python_origin(), asset_graph=repository.asset_graph,
-            )
-            runs.append(instance.submit_run(run.run_id, workspace))
-        return runs
+    add_reporting_years(instance, sorted({run.partition for run in plan.runs if run.partition}))
+    return submit_through_webserver(webserver, plan, tags) if webserver else submit_through_cli(plan, tags)
 
 
 def _payload_text(args) -> str | bytes:
@@ -215,6 +228,27 @@ def _payload_text(args) -> str | bytes:
         raise CliError(f"--file: cannot read {echo(args.file)}: {error.strerror}") from None
 
 
+def webserver_url(args) -> str | None:
+    """The webserver to submit through, if one is given: an http(s) URL with a host."""
+    url = args.webserver or os.environ.get(WEBSERVER_VARIABLE) or None
+    if url is None:
+        return None
+    source = "--webserver" if args.webserver else WEBSERVER_VARIABLE
+    parts = urllib.parse.urlsplit(url) if len(url) <= MAX_URL_CHARS else None
+    if parts is not None and "@" in parts.netloc:
+        raise CliError(f"{source}: a URL with credentials in it is refused, so that they are neither shown nor "
+                       "logged; give the webserver as http(s)://host:port")
+    try:
+        usable = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname) and (
+            parts.port is None or parts.port > 0) and not (parts.query or parts.fragment)
+    except ValueError:  # a port that is not a number
+        usable = False
+    if not usable:
+        raise CliError(f"{source}: not an http:// or https:// URL of a webserver such as http://127.0.0.1:3000: "
+                       f"{echo(url)}")
+    return url
+
+
 def cmd_start(args) -> int:
     import dagster as dg
 
@@ -224,10 +258,11 @@ def cmd_start(args) -> int:
         request = parse_payload(_payload_text(args))
     except PayloadInvalid as error:
         raise CliError("the payload was refused:\n" + "\n".join(f"  - {problem}" for problem in error.errors)) from None
-    if request.job_type == MIGRATE_CANDIDATES:
+    if request.job_type == JobType.MIGRATE_CANDIDATES:
         if args.migration not in MIGRATIONS:
             raise CliError(f"--migration: unknown migration {echo(args.migration)}; known migrations: "
                            f"{', '.join(sorted(MIGRATIONS))}")
+    webserver = webserver_url(args)
     if not os.environ.get("DAGSTER_HOME"):
         raise CliError("DAGSTER_HOME is not set: runs must be created on the instance the daemon and the UI use")
     store = open_store(args)
@@ -241,12 +276,20 @@ def cmd_start(args) -> int:
         print("nothing to start")
         return 0
     request_id = uuid.uuid4().hex[:12]
-    tags = {JOB_TYPE_TAG: request.job_type, REQUEST_TAG: request_id}
+    tags = {JOB_TYPE_TAG: str(request.job_type), REQUEST_TAG: request_id}
     with dg.DagsterInstance.get() as instance:
-        runs = submit_runs(instance, plan, tags)
-    print(f"{request.job_type} (request {request_id}): {len(runs)} run(s)")
-    for run in runs:
-        print(f"{run.run_id}  {run.job_name}  {run.tags.get('dagster/partition', 'whole table')}  {run.status.value}")
+        submitted = submit_runs(instance, plan, tags, webserver)
+        started = [entry for entry in submitted if entry.run_id is not None]
+        print(f"{request.job_type} (request {request_id}): {len(started)} of {len(submitted)} run(s) started")
+        for entry in started:
+            run = instance.get_run_by_id(entry.run_id)
+            status = run.status.value if run is not None else "not on this instance"
+            print(f"{entry.run_id}  {entry.planned.job_name}  {entry.planned.partition or 'whole table'}  {status}")
+    failed = [entry for entry in submitted if entry.problem is not None]
+    if failed:
+        raise CliError("not started:\n" + "\n".join(
+            f"  - {entry.planned.job_name} {entry.planned.partition or 'whole table'}: {entry.problem}"
+            for entry in failed))
     return 0
 
 
@@ -264,6 +307,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     start.add_argument("--file", help="read the payload from this file instead")
     start.add_argument(
         "--migration", default=DEFAULT_MIGRATION,
-        help=f"the named migration MIGRATE_CANDIDATES applies (default: {DEFAULT_MIGRATION})",
+        help=f"the named migration {JobType.MIGRATE_CANDIDATES} applies (default: {DEFAULT_MIGRATION})",
+    )
+    start.add_argument(
+        "--webserver",
+        help=f"submit the runs through this Dagster webserver's GraphQL API, e.g. http://127.0.0.1:3000 "
+             f"(default: {WEBSERVER_VARIABLE}; unset, `dagster job launch` submits them)",
     )
     start.set_defaults(handler=cmd_start)

@@ -15,9 +15,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-PARTITION_TAG = "dagster/partition"
+from nvi_batch.tags import BATCH_STATUS_TAG, PARTITION_TAG
+
 RECENT_FAILED_RUNS = 100
 CHECK_HISTORY = 50
 
@@ -57,25 +57,26 @@ class AlertBook:
         for check_key in check_keys or []:
             history = instance.event_log_storage.get_asset_check_execution_history(check_key, limit=CHECK_HISTORY)
             by_partition = defaultdict(list)
-            for record in history:  # newest first
-                if record.status in (AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED):
-                    by_partition[record.partition].append(record)
-            for partition, records in by_partition.items():
+            for record in history:  # newest first; a planned check that has not been evaluated has none
+                evaluation = record.event.asset_check_evaluation if record.event else None
+                if evaluation is not None:
+                    by_partition[record.partition].append((record, evaluation))
+            for partition, evaluated in by_partition.items():
                 key = f"check:{check_key.asset_key.to_user_string()}:{check_key.name}:{partition or '-'}"
-                streak = _leading(records, lambda r: r.status == AssetCheckExecutionRecordStatus.FAILED)
+                streak = _leading(evaluated, lambda pair: not pair[1].passed)
                 if not streak:
                     self._healthy(key)
                 if len(streak) < threshold:
                     continue
-                evaluation = streak[0].event.asset_check_evaluation if streak[0].event else None
-                self._problem(key, str(streak[-1].id), {
+                (latest, evaluation), (first, _) = streak[0], streak[-1]
+                self._problem(key, str(first.id), {
                     "kind": "asset_check_failed",
                     "asset": check_key.asset_key.to_user_string(),
                     "check": check_key.name,
                     "partition": partition,
                     "consecutive_failures": len(streak),
-                    "description": getattr(evaluation, "description", None),
-                    "run_id": streak[0].run_id,
+                    "description": evaluation.description,
+                    "run_id": latest.run_id,
                 })
 
     def _observe_runs(self, instance, threshold: int) -> None:
@@ -102,7 +103,7 @@ class AlertBook:
                 "partition": partition,
                 "consecutive_failures": len(streak),
                 "run_id": streak[0].run_id,
-                "batch_status": streak[0].tags.get("nvi/batch_status"),
+                "batch_status": streak[0].tags.get(BATCH_STATUS_TAG),
             })
 
 

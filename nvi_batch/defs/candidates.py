@@ -13,7 +13,6 @@ from nvi_batch.defs.config import RefreshCandidatesConfig
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
 from nvi_batch.defs.running import (
-    BatchStatus,
     batch_status_on_failure,
     fail_if_stopped,
     guarded_store,
@@ -25,11 +24,11 @@ from nvi_batch.defs.running import (
     tag_batch_status,
     year_count,
 )
+from nvi_batch.domain.jobs import BatchStatus, JobType
 from nvi_batch.engine import processors
 from nvi_batch.engine.accounting import audit_year
 from nvi_batch.engine.periods import refresh_periods
-
-REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
+from nvi_batch.tags import JOB_TYPE_TAG
 
 
 @dg.asset(
@@ -67,7 +66,7 @@ def candidates(
         store = open_store(nvi_store, config)
         checked = guarded_store(store, config)
         refuse_items_outside_year(checked, year, config.item_ids)
-        report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, REFRESH_CANDIDATES,
+        report = run_step(context, store, scan_for(year, config.item_ids), processors.refresh, JobType.REFRESH_CANDIDATES,
                           config)
         audit = None if report.stopped or config.item_ids else audit_year(checked, report, year)
         whole_year = audit is not None and report.resumed_from is None and report.scan_finished
@@ -75,7 +74,7 @@ def candidates(
         metadata = report_metadata(report, item_count=item_count)
         fail_if_stopped(report, metadata)
         check_results = [
-            every_item_accounted_for(report, checked, REFRESH_CANDIDATES, audit),
+            every_item_accounted_for(report, checked, JobType.REFRESH_CANDIDATES, audit),
             no_dead_letters(checked, year),
             period_consistent(checked, year),
         ]
@@ -95,17 +94,17 @@ def with_own_checks(asset: dg.AssetsDefinition) -> dg.AssetSelection:
 refresh_candidates_job = dg.define_asset_job(
     "refresh_candidates_job",
     selection=with_own_checks(candidates),
-    description="REFRESH_CANDIDATES for one reporting year.",
+    description=f"{JobType.REFRESH_CANDIDATES} for one reporting year.",
     executor_def=dg.in_process_executor,
-    tags={"nvi/job": REFRESH_CANDIDATES},
+    tags={JOB_TYPE_TAG: str(JobType.REFRESH_CANDIDATES)},
 )
 
 refresh_periods_job = dg.define_asset_job(
     "refresh_periods_job",
     selection=with_own_checks(periods),
-    description="REFRESH_PERIODS for one reporting year.",
+    description=f"{JobType.REFRESH_PERIODS} for one reporting year.",
     executor_def=dg.in_process_executor,
-    tags={"nvi/job": "REFRESH_PERIODS"},
+    tags={JOB_TYPE_TAG: str(JobType.REFRESH_PERIODS)},
 )
 
 defs = dg.Definitions(assets=[periods, candidates], jobs=[refresh_candidates_job, refresh_periods_job])

@@ -47,7 +47,9 @@ def _candidate_id(value: str) -> str:
 CandidateId = Annotated[str, AfterValidator(_candidate_id)]
 
 
-class StepConfig(dg.Config):
+class StepLimits(dg.Config):
+    """How much one step does and how long it waits: what a year's run and a full scan share."""
+
     max_items: int | None = Field(
         default=None, ge=1, le=MAX_ITEMS, description=f"Stop after this many items, at most {MAX_ITEMS:,} (maxItems)."
     )
@@ -60,6 +62,16 @@ class StepConfig(dg.Config):
         description="Stop at the first chunk boundary after this many seconds (at most a day); the next run resumes.",
     )
     force: bool = Field(default=False, description="Ignore the checkpoint of a stopped run and start the scope over.")
+    outage_budget_seconds: float = Field(
+        default=DEFAULT_OUTAGE_BUDGET_SECONDS, ge=0, le=MAX_OUTAGE_BUDGET_SECONDS,
+        description="How long an outage of the store (or of the publications) is waited out before the run stops "
+                    "cleanly at a chunk boundary, counted from its first failed call (default 5 minutes, at most 6 h).",
+    )
+
+
+class StepConfig(StepLimits):
+    """A step over a year or a list of items, with the cross-run retry backoff of its failed items."""
+
     item_ids: list[CandidateId] | None = Field(
         default=None, min_length=1, max_length=MAX_ITEM_IDS,
         description=f"Process only these candidates of the partition's year (1 to {MAX_ITEM_IDS} lower-case UUIDs); "
@@ -68,11 +80,6 @@ class StepConfig(dg.Config):
     retry_after_seconds: float = Field(
         default=300.0, ge=0, le=MAX_RETRY_AFTER_SECONDS,
         description="A failed item's next run is due after this, doubling per attempt (max 1 h).",
-    )
-    outage_budget_seconds: float = Field(
-        default=DEFAULT_OUTAGE_BUDGET_SECONDS, ge=0, le=MAX_OUTAGE_BUDGET_SECONDS,
-        description="How long an outage of the store (or of the publications) is waited out before the run stops "
-                    "cleanly at a chunk boundary, counted from its first failed call (default 5 minutes, at most 6 h).",
     )
 
 

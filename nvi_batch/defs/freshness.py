@@ -22,6 +22,7 @@ import dagster as dg
 from nvi_batch.defs.candidates import candidates
 from nvi_batch.defs.reports import year_reports
 from nvi_batch.defs.resources import NviStoreResource
+from nvi_batch.domain.instants import utc_now
 from nvi_batch.domain.period import PeriodStatus
 
 CANDIDATES_MAX_AGE = dt.timedelta(hours=26)  # a nightly refresh, plus slack for a slow night
@@ -93,12 +94,12 @@ def year_reports_freshness_result(store, instance: dg.DagsterInstance, now: dt.d
 
 @dg.asset_check(asset=candidates, description="The nightly refresh ran for every year whose period is open.")
 def candidates_freshness(context: dg.AssetCheckExecutionContext, nvi_store: NviStoreResource) -> dg.AssetCheckResult:
-    return candidates_freshness_result(nvi_store.open(), context.instance, dt.datetime.now(dt.timezone.utc))
+    return candidates_freshness_result(nvi_store.open(), context.instance, utc_now())
 
 
 @dg.asset_check(asset=year_reports, description="Every closed year has its report, built after its reporting date.")
 def year_reports_freshness(context: dg.AssetCheckExecutionContext, nvi_store: NviStoreResource) -> dg.AssetCheckResult:
-    return year_reports_freshness_result(nvi_store.open(), context.instance, dt.datetime.now(dt.timezone.utc))
+    return year_reports_freshness_result(nvi_store.open(), context.instance, utc_now())
 
 
 with warnings.catch_warnings():

@@ -7,16 +7,12 @@ the executor, see `resources.py`; `execution.config.max_concurrent`, default 10,
 once), and a last op adds up the segments' counters.
 """
 
+from dataclasses import dataclass
+
 import dagster as dg
 from pydantic import Field
 
-from nvi_batch.defs.candidates import REFRESH_CANDIDATES
-from nvi_batch.defs.config import (
-    MAX_OUTAGE_BUDGET_SECONDS,
-    MAX_RUNTIME_SECONDS,
-    StepConfig,
-    checked_run_config,
-)
+from nvi_batch.defs.config import StepConfig, StepLimits, checked_run_config
 from nvi_batch.defs.migrations import MigrationOptions, run_migration
 from nvi_batch.defs.resources import (
     SEGMENT_IO_MANAGER_KEY,
@@ -25,7 +21,6 @@ from nvi_batch.defs.resources import (
     segment_executor_for_deployment,
 )
 from nvi_batch.defs.running import (
-    BatchStatus,
     batch_status,
     batch_status_on_failure,
     fail_if_stopped,
@@ -34,40 +29,47 @@ from nvi_batch.defs.running import (
     run_step,
     tag_batch_status,
 )
-from nvi_batch.domain.payloads import MAX_ITEMS, MAX_PARALLEL_SEGMENTS
+from nvi_batch.domain.jobs import BatchStatus, JobType
+from nvi_batch.domain.payloads import MAX_PARALLEL_SEGMENTS
 from nvi_batch.engine import processors
 from nvi_batch.engine.counters import StepCounters
-from nvi_batch.engine.resilience import DEFAULT_OUTAGE_BUDGET_SECONDS
 from nvi_batch.engine.scans import SegmentScan
-from nvi_batch.engine.step import DEFAULT_BATCH_SIZE, StepReport
+from nvi_batch.engine.step import StepReport
+from nvi_batch.tags import JOB_TYPE_TAG
 
 DEFAULT_SEGMENTS = 10
 MAX_SEGMENTS = MAX_PARALLEL_SEGMENTS
 FAILURES_KEPT_PER_SEGMENT = 20
 
 
-class FullScanConfig(dg.Config):
+class FullScanConfig(StepLimits):
+    """The step limits, for the scan as a whole: max_items is split evenly across the segments; the
+    runtime, `force` and the outage budget apply to each segment."""
+
     max_parallel_segments: int = Field(
         default=DEFAULT_SEGMENTS, ge=1, le=MAX_SEGMENTS,
         description="Disjoint segments of the table, each processed by a step of its own (maxParallelSegments).",
     )
-    max_items: int | None = Field(
-        default=None, ge=1, le=MAX_ITEMS,
-        description="Stop after this many items in all, split evenly across segments (maxItems).",
-    )
-    max_batch_size: int = Field(
-        default=DEFAULT_BATCH_SIZE, ge=1, le=DEFAULT_BATCH_SIZE,
-        description="Items per chunk and transaction; can only lower the default of 700 (maxBatchSize).",
-    )
-    max_runtime_seconds: float | None = Field(
-        default=None, gt=0, le=MAX_RUNTIME_SECONDS,
-        description="Each segment stops at the first chunk boundary after this many seconds (at most a day).",
-    )
-    force: bool = Field(default=False, description="Ignore the segments' checkpoints and start over.")
-    outage_budget_seconds: float = Field(
-        default=DEFAULT_OUTAGE_BUDGET_SECONDS, ge=0, le=MAX_OUTAGE_BUDGET_SECONDS,
-        description="How long each segment waits out an outage of the store before it stops cleanly.",
-    )
+
+
+@dataclass(frozen=True)
+class Segment:
+    """What `plan_segments` hands each segment's step: which segment, and its own limits."""
+
+    segment: int
+    total_segments: int
+    step: StepConfig
+
+    @property
+    def scan(self) -> SegmentScan:
+        return SegmentScan(self.segment, self.total_segments)
+
+
+SEGMENTS_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("segment", "string"),
+    *(dg.TableColumn(counter, "int") for counter in ("read", "written", "skipped", "dead")),
+    dg.TableColumn("stopped", "string", description="why the segment stopped early; empty if it finished"),
+])
 
 
 def split_budget(max_items: int | None, segments: int) -> list[int | None]:
@@ -81,7 +83,7 @@ def split_budget(max_items: int | None, segments: int) -> list[int | None]:
 
 
 @dg.op(
-    out=dg.DynamicOut(dict, io_manager_key=SEGMENT_IO_MANAGER_KEY),
+    out=dg.DynamicOut(Segment, io_manager_key=SEGMENT_IO_MANAGER_KEY),
     description="One dynamic output per segment, with its share of max_items.",
 )
 def plan_segments(context: dg.OpExecutionContext, config: FullScanConfig):
@@ -89,27 +91,12 @@ def plan_segments(context: dg.OpExecutionContext, config: FullScanConfig):
     segments = config.max_parallel_segments
     budgets = split_budget(config.max_items, segments)
     context.log.info(f"full scan over {segments} segments; max_items per segment: {budgets}")
+    limits = config.model_dump(include=set(StepLimits.model_fields))
     for segment, budget in enumerate(budgets):
         if budget == 0:
             continue
-        yield dg.DynamicOutput(
-            {
-                "segment": segment,
-                "total_segments": segments,
-                "step": {
-                    "max_items": budget,
-                    "max_batch_size": config.max_batch_size,
-                    "max_runtime_seconds": config.max_runtime_seconds,
-                    "force": config.force,
-                    "outage_budget_seconds": config.outage_budget_seconds,
-                },
-            },
-            mapping_key=f"segment_{segment}",
-        )
-
-
-def _segment(spec: dict) -> tuple[SegmentScan, StepConfig]:
-    return SegmentScan(spec["segment"], spec["total_segments"]), StepConfig(**spec["step"])
+        yield dg.DynamicOutput(Segment(segment, segments, StepConfig(**{**limits, "max_items": budget})),
+                               mapping_key=f"segment_{segment}")
 
 
 def _bounded(report: StepReport) -> StepReport:
@@ -119,31 +106,30 @@ def _bounded(report: StepReport) -> StepReport:
 
 
 @dg.op(
-    out=dg.Out(io_manager_key=SEGMENT_IO_MANAGER_KEY), description="REFRESH_CANDIDATES over one segment of the table."
+    out=dg.Out(io_manager_key=SEGMENT_IO_MANAGER_KEY),
+    description=f"{JobType.REFRESH_CANDIDATES} over one segment of the table.",
 )
-def refresh_segment(context: dg.OpExecutionContext, spec: dict, nvi_store: NviStoreResource) -> StepReport:
-    scan, step_config = _segment(spec)
+def refresh_segment(context: dg.OpExecutionContext, spec: Segment, nvi_store: NviStoreResource) -> StepReport:
     with batch_status_on_failure(context):
-        store = open_store(nvi_store, step_config)
-        return _bounded(run_step(context, store, scan, processors.refresh, REFRESH_CANDIDATES, step_config,
-                                 tags_batch_status=False))
+        store = open_store(nvi_store, spec.step)
+        return _bounded(run_step(context, store, spec.scan, processors.refresh, JobType.REFRESH_CANDIDATES,
+                                 spec.step, tags_batch_status=False))
 
 
 @dg.op(
     out=dg.Out(io_manager_key=SEGMENT_IO_MANAGER_KEY),
-    description="MIGRATE_CANDIDATES (one named migration) over one segment of the table.",
+    description=f"{JobType.MIGRATE_CANDIDATES} (one named migration) over one segment of the table.",
 )
 def migrate_segment(
     context: dg.OpExecutionContext,
     config: MigrationOptions,
-    spec: dict,
+    spec: Segment,
     nvi_store: NviStoreResource,
     publications: PublicationSourceResource,
 ) -> StepReport:
-    scan, step_config = _segment(spec)
     with batch_status_on_failure(context):
-        store = open_store(nvi_store, step_config)
-        return _bounded(run_migration(context, store, scan, config, step_config, publications,
+        store = open_store(nvi_store, spec.step)
+        return _bounded(run_migration(context, store, spec.scan, config, spec.step, publications,
                                       tags_batch_status=False))
 
 
@@ -173,10 +159,11 @@ def summarize_segments(context: dg.OpExecutionContext, reports: list[StepReport]
     reports = sorted(reports, key=lambda report: report.scope)
     combined = combine_reports(reports[0].job, reports)
     metadata = report_metadata(combined)
-    metadata["segments"] = dg.MetadataValue.md(
-        "\n".join(["| segment | read | written | skipped | dead | stopped |", "|---|---|---|---|---|---|"]
-                  + [f"| {r.scope} | {r.counters.read} | {r.counters.written} | {r.counters.skipped} | "
-                     f"{r.counters.dead} | {r.stopped or ''} |" for r in reports])
+    metadata["segments"] = dg.MetadataValue.table(
+        [dg.TableRecord({"segment": r.scope, "read": r.counters.read, "written": r.counters.written,
+                         "skipped": r.counters.skipped, "dead": r.counters.dead, "stopped": r.stopped or ""})
+         for r in reports],
+        schema=SEGMENTS_SCHEMA,
     )
     tag_batch_status(context, batch_status(combined))
     context.log.info(f"{combined.job} full scan: {combined.counters.as_dict()}")
@@ -185,16 +172,16 @@ def summarize_segments(context: dg.OpExecutionContext, reports: list[StepReport]
     return combined.counters.as_dict()
 
 
-@dg.job(executor_def=segment_executor_for_deployment(), tags={"nvi/job": "REFRESH_CANDIDATES"},
+@dg.job(executor_def=segment_executor_for_deployment(), tags={JOB_TYPE_TAG: str(JobType.REFRESH_CANDIDATES)},
         config=checked_run_config({"plan_segments": FullScanConfig}),
-        description="REFRESH_CANDIDATES over the whole table, in parallel segments.")
+        description=f"{JobType.REFRESH_CANDIDATES} over the whole table, in parallel segments.")
 def refresh_all_candidates_job():
     summarize_segments(plan_segments().map(refresh_segment).collect())
 
 
-@dg.job(executor_def=segment_executor_for_deployment(), tags={"nvi/job": "MIGRATE_CANDIDATES"},
+@dg.job(executor_def=segment_executor_for_deployment(), tags={JOB_TYPE_TAG: str(JobType.MIGRATE_CANDIDATES)},
         config=checked_run_config({"plan_segments": FullScanConfig, "migrate_segment": MigrationOptions}),
-        description="MIGRATE_CANDIDATES over the whole table, in parallel segments.")
+        description=f"{JobType.MIGRATE_CANDIDATES} over the whole table, in parallel segments.")
 def migrate_all_candidates_job():
     summarize_segments(plan_segments().map(migrate_segment).collect())
 

@@ -28,6 +28,7 @@ from pydantic import Field
 from nvi_batch.defs.candidates import candidates
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, NviStoreResource, PublicationSourceResource
+from nvi_batch.domain.instants import timestamp, utc_now
 from nvi_batch.domain.institution_reports import (
     AUTHOR_SHARES,
     INSTITUTION_REPORT,
@@ -46,6 +47,7 @@ from nvi_batch.storage.report_files import (
     S3ReportFiles,
     read_mapping_text,
 )
+from nvi_batch.tags import JOB_TYPE_TAG
 
 DEFAULT_LINK_EXPIRY_SECONDS = 3600
 LAYOUTS = (AUTHOR_SHARES, INSTITUTION_REPORT, PUBLICATION_POINTS_REPORT)
@@ -186,7 +188,7 @@ def institution_reports(
     staging = Path(tempfile.mkdtemp(prefix=f"nvi-institution-reports-{year}-"))
     try:
         try:
-            result = build_institution_reports(nvi_store.open(), source, year, dt.datetime.now(dt.timezone.utc),
+            result = build_institution_reports(nvi_store.open(), source, year, utc_now(),
                                                dbh, staging, fetch_workers=config.fetch_workers)
         except LookupError as error:
             raise dg.Failure(description=str(error)) from None
@@ -199,7 +201,7 @@ def institution_reports(
         context.log.warning(f"DBH codes of institution number {number}: {reason}")
     expires = None
     if isinstance(report_files, S3ReportFilesResource):
-        expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=report_files.link_expiry_seconds)
+        expires = utc_now() + dt.timedelta(seconds=report_files.link_expiry_seconds)
     for layout in LAYOUTS:
         yield dg.MaterializeResult(
             asset_key=ASSET_NAMES[layout.name],
@@ -217,7 +219,7 @@ institution_reports_job = dg.define_asset_job(
     selection=[institution_reports],
     partitions_def=reporting_year_partitions,
     description="Build the author-shares, institution and publication-points reports of one reporting year.",
-    tags={"nvi/job": "INSTITUTION_REPORTS"},
+    tags={JOB_TYPE_TAG: "INSTITUTION_REPORTS"},
 )
 
 
@@ -294,7 +296,7 @@ def layout_metadata(layout: ReportLayout, result: InstitutionReports, links: dic
         "preview": preview_table(layout, tally.preview),
     }
     if expires is not None:
-        metadata["links_expire_at"] = expires.isoformat(timespec="seconds")
+        metadata["links_expire_at"] = timestamp(expires)
     if layout is AUTHOR_SHARES:
         metadata.update({
             "candidates_read": result.candidates_read,

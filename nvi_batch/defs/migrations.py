@@ -20,8 +20,8 @@ from nvi_batch.defs.running import (
     year_count,
 )
 from nvi_batch.defs.work_items import PROCESSOR_FACTORIES
+from nvi_batch.domain.jobs import JobType
 from nvi_batch.domain.migrations import (
-    MIGRATE_CANDIDATES,
     MIGRATIONS,
     Migration,
     document_key,
@@ -30,6 +30,7 @@ from nvi_batch.domain.migrations import (
 )
 from nvi_batch.engine.scans import Scan
 from nvi_batch.engine.step import Processor, StepReport
+from nvi_batch.tags import JOB_TYPE_TAG
 
 DEFAULT_WORKERS = 8
 
@@ -88,7 +89,7 @@ def work_items_processor(context: dg.OpExecutionContext, store, job_key: str, pa
     return migration_processor(migration, context.resources.publications.open(), PeriodLookup(store))
 
 
-PROCESSOR_FACTORIES[MIGRATE_CANDIDATES] = work_items_processor
+PROCESSOR_FACTORIES[JobType.MIGRATE_CANDIDATES] = work_items_processor
 
 
 def run_migration(
@@ -140,8 +141,8 @@ def migrate_candidates(
     yield dg.Output(report.counters.as_dict(), metadata=metadata)
 
 
-@dg.job(partitions_def=reporting_year_partitions, tags={"nvi/job": MIGRATE_CANDIDATES},
-        description="MIGRATE_CANDIDATES for one reporting year.")
+@dg.job(partitions_def=reporting_year_partitions, tags={JOB_TYPE_TAG: str(JobType.MIGRATE_CANDIDATES)},
+        description=f"{JobType.MIGRATE_CANDIDATES} for one reporting year.")
 def migrate_candidates_job():
     migrate_candidates()
 

@@ -13,11 +13,11 @@ from collections import defaultdict
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
-from nvi_batch.defs.alerts import PARTITION_TAG, AlertBook, post_alert
-from nvi_batch.defs.config import MAX_ID_CHARS, checked_run_config, config_problems
+from nvi_batch.defs.alerts import AlertBook, post_alert
+from nvi_batch.defs.config import checked_run_config, config_problems
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.work_items import is_work_item, job_keys, process_work_items_job, work_items_run_config
+from nvi_batch.defs.work_items import LedgerJob, is_work_item, process_work_items_job, work_items_run_config
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import (
     CANDIDATE_ID_EXAMPLE,
@@ -27,21 +27,15 @@ from nvi_batch.domain.identifiers import (
     is_candidate_id,
     is_year,
 )
+from nvi_batch.domain.instants import SCHEDULE_TIMEZONE, timestamp, utc_now
 from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, pause_reason
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE
 from nvi_batch.settings import ALERT_AFTER_FAILURES, SettingInvalid
 from nvi_batch.storage.legacy_queue import LEGACY_QUEUE_PARTITION, drain_legacy_queue
 from nvi_batch.storage.protocol import LedgerStatus
+from nvi_batch.tags import JOB_TYPE_TAG, PARTITION_TAG, SCOPE_TAG, TRIGGER_TAG
 
 MAX_REDRIVE_IDS = 10_000
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _digest(parts) -> str:
@@ -72,7 +66,7 @@ def _grouped_runs(context, entries, kind: str, marker) -> list[dg.RunRequest]:
                 context.log.warning(f"{kind} of {echo(job)} {echo(partition)} left out, the ledger rows are not work "
                                     f"items the job takes:\n{config_problems(invalid)}")
                 continue
-            tags = {"nvi/trigger": kind, "nvi/job": job, "nvi/scope": partition}
+            tags = {TRIGGER_TAG: kind, JOB_TYPE_TAG: job, SCOPE_TAG: partition}
             if is_year(partition):
                 tags[PARTITION_TAG] = partition
             key = _digest([(e.item_id, marker(e)) for e in batch])
@@ -86,7 +80,7 @@ def retry_sensor(context: dg.SensorEvaluationContext, nvi_store: NviStoreResourc
     store = nvi_store.open()
     if reason := pause_reason(store):
         return dg.SkipReason(reason)
-    due = store.due_retries(_iso(_utc_now()))
+    due = store.due_retries(timestamp(utc_now()))
     if not due:
         return dg.SkipReason("no retries due")
     # The attempt count is in the key: the same item after one more failure is a new run.
@@ -107,18 +101,11 @@ def redrive_sensor(context: dg.SensorEvaluationContext, nvi_store: NviStoreResou
 
 
 class RedriveConfig(dg.Config):
-    job: str = Field(max_length=MAX_ID_CHARS, description="Ledger key of the job, e.g. REFRESH_CANDIDATES")
+    job: LedgerJob = Field(description="Ledger key of the job, e.g. REFRESH_CANDIDATES")
     year: str | None = Field(default=None, pattern=f"^{YEAR_PATTERN}$",
                              description=f"Only this reporting year ({MIN_YEAR}-{MAX_YEAR})")
     item_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_REDRIVE_IDS,
                                        description="Only these items (a candidate id, or a year for REFRESH_PERIODS)")
-
-    @field_validator("job")
-    @classmethod
-    def _known_job(cls, job: str) -> str:
-        if job not in job_keys():
-            raise ValueError(f"unknown job {echo(job)}; one of {', '.join(job_keys())}")
-        return job
 
     @field_validator("year")
     @classmethod
@@ -244,7 +231,7 @@ class RetentionConfig(dg.Config):
 
 @dg.op(description="Move resolved and old dead ledger rows to the archive table.")
 def archive_ledger(context: dg.OpExecutionContext, config: RetentionConfig, nvi_store: NviStoreResource):
-    older_than = _iso(_utc_now() - dt.timedelta(days=config.retention_days))
+    older_than = timestamp(utc_now() - dt.timedelta(days=config.retention_days))
     archived = nvi_store.open().archive_failures(older_than)
     context.log.info(f"archived {archived} ledger rows (dead ones last failed before {older_than})")
     context.add_output_metadata({"archived": archived, "older_than": older_than})
@@ -256,7 +243,7 @@ def archive_ledger_job():
     archive_ledger()
 
 
-@dg.schedule(job=archive_ledger_job, cron_schedule="30 3 * * *", execution_timezone="Europe/Oslo",
+@dg.schedule(job=archive_ledger_job, cron_schedule="30 3 * * *", execution_timezone=SCHEDULE_TIMEZONE,
              description="Nightly ledger retention.")
 def ledger_retention_schedule(context: dg.ScheduleEvaluationContext, nvi_store: NviStoreResource):
     if reason := pause_reason(nvi_store.open()):

@@ -9,7 +9,8 @@ has its period, so that `dagster job execute` works on a fresh instance too.
 from collections.abc import Callable, Iterable
 
 import dagster as dg
-from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+from nvi_batch.tags import PARTITION_TAG
 
 reporting_year_partitions = dg.DynamicPartitionsDefinition(name="reporting_years")
 
@@ -27,7 +28,7 @@ def add_year_of_run(
     instance: dg.DagsterInstance, run: dg.DagsterRun, period_years: Callable[[], Iterable[str]]
 ) -> None:
     """Register the run's year if the instance lacks it and the store has its period."""
-    year = run.tags.get(PARTITION_NAME_TAG)
+    year = run.tags.get(PARTITION_TAG)
     if year is None or instance.has_dynamic_partition(reporting_year_partitions.name, year):
         return
     if year in set(period_years()):

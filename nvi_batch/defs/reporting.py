@@ -1,7 +1,5 @@
 """REPORT_APPROVED_CANDIDATES for one reporting year: reportable candidates become REPORTED."""
 
-import datetime as dt
-
 import dagster as dg
 
 from nvi_batch.defs.config import StepConfig
@@ -18,9 +16,10 @@ from nvi_batch.defs.running import (
     scan_for,
     year_count,
 )
+from nvi_batch.domain.instants import utc_now
+from nvi_batch.domain.jobs import JobType
 from nvi_batch.engine import processors
-
-REPORT_APPROVED_CANDIDATES = "REPORT_APPROVED_CANDIDATES"
+from nvi_batch.tags import JOB_TYPE_TAG
 
 
 class ReportApprovedCandidatesConfig(StepConfig):
@@ -41,14 +40,14 @@ def report_approved_candidates(
         store = open_store(nvi_store, config)
         try:
             period = guarded_store(store, config).read_period(year)
-            processor = processors.report_approved(period, dt.datetime.now(dt.timezone.utc))
+            processor = processors.report_approved(period, utc_now())
         except processors.PeriodNotClosed as error:
             raise dg.Failure(
-                description=f"{REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
+                description=f"{JobType.REPORT_APPROVED_CANDIDATES} {year} refused before touching anything: {error}",
                 allow_retries=False,
             ) from None
         refuse_items_outside_year(guarded_store(store, config), year, config.item_ids)
-        report = run_step(context, store, scan_for(year, config.item_ids), processor, REPORT_APPROVED_CANDIDATES,
+        report = run_step(context, store, scan_for(year, config.item_ids), processor, JobType.REPORT_APPROVED_CANDIDATES,
                           config)
         metadata = report_metadata(report, item_count=year_count(report, store, year, config))
         metadata["reported"] = dg.MetadataValue.int(report.counters.migrations.get("reported", 0))
@@ -57,8 +56,8 @@ def report_approved_candidates(
     yield dg.Output(report.counters.as_dict(), metadata=metadata)
 
 
-@dg.job(partitions_def=reporting_year_partitions, tags={"nvi/job": "REPORT_APPROVED_CANDIDATES"},
-        description="REPORT_APPROVED_CANDIDATES for one reporting year.")
+@dg.job(partitions_def=reporting_year_partitions, tags={JOB_TYPE_TAG: str(JobType.REPORT_APPROVED_CANDIDATES)},
+        description=f"{JobType.REPORT_APPROVED_CANDIDATES} for one reporting year.")
 def report_approved_candidates_job():
     report_approved_candidates()
 

@@ -28,6 +28,7 @@ from botocore.config import Config
 from nvi_batch.defs.candidates import candidates, with_own_checks
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.resources import DEFAULT_DATA_DIR, NviStoreResource
+from nvi_batch.domain.instants import utc_now
 from nvi_batch.domain.report import (
     PUBLICATION_POINTS_COLUMNS,
     YearReportBuilder,
@@ -35,6 +36,7 @@ from nvi_batch.domain.report import (
     publication_points_frame,
 )
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
+from nvi_batch.tags import JOB_TYPE_TAG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,7 +288,7 @@ def year_reports(context: dg.AssetExecutionContext, nvi_store: NviStoreResource)
     year = context.partition_key
     spool_dir = Path(tempfile.mkdtemp(prefix=f"nvi-report-{year}-"))
     try:
-        report = stream_year_report(store, year, dt.datetime.now(dt.timezone.utc), spool_dir)
+        report = stream_year_report(store, year, utc_now(), spool_dir)
     except BaseException:
         shutil.rmtree(spool_dir, ignore_errors=True)
         raise
@@ -304,7 +306,7 @@ year_report_job = dg.define_asset_job(
     partitions_def=reporting_year_partitions,
     description="Build the report of one reporting year.",
     executor_def=dg.in_process_executor,
-    tags={"nvi/job": "YEAR_REPORT"},
+    tags={JOB_TYPE_TAG: "YEAR_REPORT"},
 )
 
 

@@ -15,6 +15,7 @@ import dagster as dg
 from nvi_batch.domain.candidate import CandidateAggregate
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.identifiers import is_year
+from nvi_batch.domain.jobs import BatchStatus
 from nvi_batch.domain.on_read import apply_on_read_migrations
 from nvi_batch.engine.control import StopControl
 from nvi_batch.engine.errors import DependencyUnavailable
@@ -27,23 +28,19 @@ from nvi_batch.engine.resilience import (
 )
 from nvi_batch.engine.scans import IdListScan, Scan, YearScan
 from nvi_batch.engine.step import Processor, StepReport, StepSettings, run_candidate_step
+from nvi_batch.tags import BATCH_STATUS_TAG
 
-BATCH_STATUS_TAG = "nvi/batch_status"
 FAILED_ITEMS_SHOWN = 20
 REFUSED_IDS_SHOWN = 20
+FAILED_ITEMS_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("candidate", "string"),
+    dg.TableColumn("status", "string"),
+    dg.TableColumn("attempts", "int"),
+    dg.TableColumn("error", "string", description="error type: message"),
+])
 
 
-class BatchStatus:
-    """The words operators of the old batch service know (PENDING and PROCESSING come from the run)."""
-
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    PARTIALLY_COMPLETED = "PARTIALLY_COMPLETED"
-
-
-def batch_status(report: StepReport) -> str:
+def batch_status(report: StepReport) -> BatchStatus:
     counters = report.counters
     if report.stopped is not None:
         return BatchStatus.FAILED
@@ -57,8 +54,8 @@ def scan_for(year: str, item_ids: list[str] | None) -> Scan:
     return IdListScan(item_ids, partition=year) if item_ids else YearScan(year)
 
 
-def tag_batch_status(context: dg.OpExecutionContext, status: str) -> None:
-    context.instance.add_run_tags(context.run.run_id, {BATCH_STATUS_TAG: status})
+def tag_batch_status(context: dg.OpExecutionContext, status: BatchStatus) -> None:
+    context.instance.add_run_tags(context.run.run_id, {BATCH_STATUS_TAG: str(status)})
 
 
 @contextlib.contextmanager
@@ -153,7 +150,7 @@ def run_step(
     """Run the engine's step. It tags the run PROCESSING and then with the report's batch status, unless
     `tags_batch_status` is off (a segment of a full scan: its last op tags the whole run)."""
     settings = StepSettings(
-        job=job,
+        job=str(job),  # plain text: it reaches metadata, which Dagster serializes
         max_items=config.max_items,
         max_batch_size=config.max_batch_size,
         workers=workers,
@@ -201,7 +198,7 @@ def report_metadata(report: StepReport, item_count: int | None = None) -> dict:
         {
             "job": report.job,
             "scope": report.scope,
-            "batch_status": batch_status(report),
+            "batch_status": str(batch_status(report)),
             "duration_seconds": dg.MetadataValue.float(round(report.duration_seconds, 3)),
             "items_per_second": dg.MetadataValue.float(round(report.items_per_second, 1)),
             "migrations": dg.MetadataValue.json(dict(counters.migrations)),
@@ -214,18 +211,20 @@ def report_metadata(report: StepReport, item_count: int | None = None) -> dict:
     if report.stopped:
         metadata["stopped"] = report.stopped
     if report.failures:
-        metadata["failed_items"] = dg.MetadataValue.md(failures_markdown(report))
+        metadata["failed_items"] = failed_items_table(report)
+        if len(report.failures) > FAILED_ITEMS_SHOWN:
+            metadata["failed_items_not_shown"] = dg.MetadataValue.text(
+                f"{len(report.failures) - FAILED_ITEMS_SHOWN} more: `nvi-batch failures`")
     return metadata
 
 
-def failures_markdown(report: StepReport) -> str:
-    lines = ["| candidate | status | attempts | error |", "|---|---|---|---|"]
-    for entry in report.failures[:FAILED_ITEMS_SHOWN]:
-        message = entry.message.replace("|", "\\|")
-        lines.append(f"| {entry.item_id} | {entry.status} | {entry.attempts} | {entry.error_type}: {message} |")
-    if len(report.failures) > FAILED_ITEMS_SHOWN:
-        lines.append(f"| … {len(report.failures) - FAILED_ITEMS_SHOWN} more: `nvi-batch failures` | | | |")
-    return "\n".join(lines)
+def failed_items_table(report: StepReport) -> dg.MetadataValue:
+    return dg.MetadataValue.table(
+        [dg.TableRecord({"candidate": entry.item_id, "status": str(entry.status), "attempts": entry.attempts,
+                         "error": f"{entry.error_type}: {entry.message}"})
+         for entry in report.failures[:FAILED_ITEMS_SHOWN]],
+        schema=FAILED_ITEMS_SCHEMA,
+    )
 
 
 def fail_if_stopped(report: StepReport, metadata: dict) -> None:

@@ -13,10 +13,9 @@ from nvi_batch.defs.candidates import refresh_candidates_job
 from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.defs.reports import year_report_job, year_reports
 from nvi_batch.defs.resources import NviStoreResource
+from nvi_batch.domain.instants import SCHEDULE_TIMEZONE
 from nvi_batch.domain.period import PeriodStatus
 from nvi_batch.engine.control import pause_reason
-
-TIMEZONE = "Europe/Oslo"
 
 
 def _registered_years(context: dg.ScheduleEvaluationContext, years: list[str]) -> list[str]:
@@ -37,7 +36,7 @@ def _periods_with_status(store, now: dt.datetime, status: PeriodStatus):
 @dg.schedule(
     job=refresh_candidates_job,
     cron_schedule="0 2 * * *",
-    execution_timezone=TIMEZONE,
+    execution_timezone=SCHEDULE_TIMEZONE,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every night, refresh the candidates of every year whose period is open.",
 )
@@ -58,7 +57,7 @@ def nightly_refresh_schedule(context: dg.ScheduleEvaluationContext, nvi_store: N
 @dg.schedule(
     job=year_report_job,
     cron_schedule="0 6 * * *",
-    execution_timezone=TIMEZONE,
+    execution_timezone=SCHEDULE_TIMEZONE,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description=(
         "Build the report of each year whose reporting date has passed, once: checked every morning, so a "

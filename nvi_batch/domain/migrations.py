@@ -29,10 +29,9 @@ from dataclasses import dataclass
 
 from nvi_batch.domain.candidate import VERIFIED_CREATOR, CandidateAggregate, is_reported
 from nvi_batch.domain.errors import DocumentUnusable, MalformedRecord
+from nvi_batch.domain.jobs import JobType
 from nvi_batch.domain.period import Period
 from nvi_batch.domain.publication import Organization, Publication, PublicationRejected, parse_publication
-
-MIGRATE_CANDIDATES = "MIGRATE_CANDIDATES"
 
 # publicationDetails fields (`DbPublicationDetails`) `publication_details` fills, and where the document keeps them.
 DETAIL_SOURCES = {
@@ -75,7 +74,7 @@ def get_migration(name: str) -> Migration:
 def migration_job_key(migration: str) -> str:
     """The job name a migration's checkpoints and ledger entries live under, so that each migration
     resumes and is retried on its own (a stopped run of one never skips items of another)."""
-    return f"{MIGRATE_CANDIDATES}:{migration}"
+    return f"{JobType.MIGRATE_CANDIDATES}:{migration}"
 
 
 def _blank(value) -> bool:

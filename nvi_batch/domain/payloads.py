@@ -22,15 +22,11 @@ from pydantic_core import PydanticCustomError
 
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import MAX_YEAR, MIN_YEAR, YEAR_PATTERN, is_year
+from nvi_batch.domain.jobs import JobType
 
 REQUEST_TYPE = "StartBatchJobRequest"
 FILTER_TYPE = "ReportingYearFilter"
-REFRESH_CANDIDATES = "REFRESH_CANDIDATES"
-MIGRATE_CANDIDATES = "MIGRATE_CANDIDATES"
-REFRESH_PERIODS = "REFRESH_PERIODS"
-REPORT_APPROVED_CANDIDATES = "REPORT_APPROVED_CANDIDATES"
-JOB_TYPES = (REFRESH_CANDIDATES, MIGRATE_CANDIDATES, REFRESH_PERIODS, REPORT_APPROVED_CANDIDATES)
-CANDIDATE_JOB_TYPES = (REFRESH_CANDIDATES, MIGRATE_CANDIDATES, REPORT_APPROVED_CANDIDATES)
+JOB_TYPES = tuple(str(job_type) for job_type in JobType)
 
 MAX_BATCH_SIZE = 700
 MAX_PARALLEL_SEGMENTS = 100
@@ -70,7 +66,7 @@ class PayloadInvalid(ValueError):
 
 @dataclass(frozen=True)
 class StartRequest:
-    job_type: str
+    job_type: JobType
     years: tuple[str, ...] | None = None
     max_items: int | None = None
     max_parallel_segments: int | None = None
@@ -133,7 +129,7 @@ def validate_payload(payload) -> StartRequest:
     if errors:
         raise PayloadInvalid(errors)
     return StartRequest(
-        request.job_type,
+        JobType(request.job_type),
         tuple(request.filter.reporting_years) if request.filter else None,
         request.max_items,
         request.max_parallel_segments,
@@ -256,10 +252,10 @@ def _combination_errors(payload: dict) -> list[FieldError]:
     errors = []
     job_type = payload.get("jobType")
     has_filter = "filter" in payload
-    if job_type == REPORT_APPROVED_CANDIDATES and not has_filter:
-        errors.append(FieldError("filter", f"{REPORT_APPROVED_CANDIDATES} needs a reporting-year filter"))
-    if job_type == REFRESH_PERIODS:
-        errors += [FieldError(name, f"does not apply to {REFRESH_PERIODS}")
+    if job_type == JobType.REPORT_APPROVED_CANDIDATES and not has_filter:
+        errors.append(FieldError("filter", f"{JobType.REPORT_APPROVED_CANDIDATES} needs a reporting-year filter"))
+    if job_type == JobType.REFRESH_PERIODS:
+        errors += [FieldError(name, f"does not apply to {JobType.REFRESH_PERIODS}")
                    for name in ("maxParallelSegments", "maxBatchSize") if name in payload]
     elif "maxParallelSegments" in payload and has_filter:
         errors.append(FieldError("maxParallelSegments", "cannot be combined with filter.reportingYears: the year "

@@ -9,7 +9,6 @@ timeout and would be recorded a second time.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import random
 import time
@@ -22,6 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import is_candidate_id, is_year
+from nvi_batch.domain.instants import now_timestamp
+from nvi_batch.domain.jobs import JobType
 from nvi_batch.domain.migrations import migration_job_key
 from nvi_batch.storage.protocol import FailureEvent, FailureLedger
 
@@ -32,10 +33,10 @@ DELETE_BASE_DELAY = 0.2
 _SERVER_SIDE_CODES = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "RequestThrottled",
                                 "ThrottlingException", "Throttling"})
 _JOB_OF_ITEM = {
-    "REFRESH_CANDIDATE": "REFRESH_CANDIDATES",
+    "REFRESH_CANDIDATE": JobType.REFRESH_CANDIDATES,
     # The old queue knew one migration: enrich a candidate from its publication in S3.
     "MIGRATE_CANDIDATE": migration_job_key("publication_details"),
-    "REPORT_CANDIDATE": "REPORT_APPROVED_CANDIDATES",
+    "REPORT_CANDIDATE": JobType.REPORT_APPROVED_CANDIDATES,
 }
 
 
@@ -56,7 +57,7 @@ def parse_work_item(body: str) -> tuple[str, str]:
         year = str(item.get("year", ""))
         if not is_year(year):
             raise WorkItemRefused(f"year: not a four-digit year in 1800-2100: {echo(item.get('year'))}")
-        return "REFRESH_PERIODS", year
+        return JobType.REFRESH_PERIODS, year
     if kind not in _JOB_OF_ITEM:
         raise WorkItemRefused(f"type: unknown work item type {echo(kind)}")
     identifier = str(item.get("candidateIdentifier", "")).lower()
@@ -114,7 +115,7 @@ def drain_legacy_queue(ledger: FailureLedger, queue_url: str, region_name: str, 
                                        VisibilityTimeout=60).get("Messages", [])
         if not messages:
             break
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        now = now_timestamp()
         events, receipts = [], {}
         for message in messages:
             try:

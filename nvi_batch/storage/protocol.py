@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from nvi_batch.domain.candidate import CandidateAggregate
+from nvi_batch.domain.jobs import Word
 from nvi_batch.domain.period import Period
 
 
@@ -99,12 +100,13 @@ class CandidateStore(Protocol):
 DEAD_AFTER_ATTEMPTS = 3
 
 
-class LedgerStatus:
+class LedgerStatus(Word):
+    """Where a failed work item stands; stored as the lower-case word."""
+
     RETRY_PENDING = "retry_pending"
     DEAD = "dead"
     REDRIVEN = "redriven"
     RESOLVED = "resolved"
-    ALL = (RETRY_PENDING, DEAD, REDRIVEN, RESOLVED)
 
 
 @dataclass(frozen=True)

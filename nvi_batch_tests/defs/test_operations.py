@@ -12,7 +12,7 @@ import pytest
 from nvi_batch.cli import register_partitions
 from nvi_batch.definitions import defs
 from nvi_batch.defs import operations
-from nvi_batch.defs.alerts import PARTITION_TAG, AlertBook
+from nvi_batch.defs.alerts import AlertBook
 from nvi_batch.defs.candidates import candidates, periods
 from nvi_batch.defs.operations import (
     AlertConfig,
@@ -26,8 +26,10 @@ from nvi_batch.defs.partitions import add_reporting_years
 from nvi_batch.defs.resources import SqlStoreResource, local_publications
 from nvi_batch.defs.work_items import process_work_items_job
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
+from nvi_batch.domain.instants import now_timestamp
 from nvi_batch.engine.control import PAUSED_SETTING
 from nvi_batch.storage.protocol import FailureEvent, LedgerStatus
+from nvi_batch.tags import PARTITION_TAG
 
 YEAR = "2024"
 
@@ -81,9 +83,9 @@ def check_results(result):
 
 
 def later(monkeypatch, hours):
-    """Let time pass for the sensors, which read the clock through `_utc_now`."""
+    """Let time pass for the sensors, which read the clock through `utc_now`."""
     moment = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=hours)
-    monkeypatch.setattr(operations, "_utc_now", lambda: moment)
+    monkeypatch.setattr(operations, "utc_now", lambda: moment)
 
 
 @pytest.mark.slow
@@ -269,7 +271,7 @@ def test_partitions_are_registered_from_the_store(instance, resource, seeded):
 
 def failed(item_id: str, partition: str, job: str = "REFRESH_CANDIDATES") -> FailureEvent:
     return FailureEvent(job, item_id, partition, "transient", "TimeoutError", "read timed out", "run-1",
-                        operations._iso(operations._utc_now()))
+                        now_timestamp())
 
 
 @pytest.mark.slow

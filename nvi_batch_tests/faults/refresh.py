@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import dagster as dg
 
 from nvi_batch.defs.candidates import candidates, periods
-from nvi_batch.defs.running import BATCH_STATUS_TAG
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.storage.protocol import LedgerStatus
+from nvi_batch.tags import BATCH_STATUS_TAG
 
 YEAR = "2024"
 CHUNK = 50

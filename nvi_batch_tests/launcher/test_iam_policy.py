@@ -31,7 +31,7 @@ PACKAGE = REPO_ROOT / "nvi_batch"
 SERVICES = ("dynamodb", "s3", "sqs")
 
 # What of dagster-aws a run executes under the run role: a full scan's segment steps are ECS tasks
-# (nvi_batch.defs.executors: dagster-aws's step handler on the router's EcsRunLauncher, which reads its
+# (nvi_batch.launcher.segment_tasks: dagster-aws's step handler on the router's EcsRunLauncher, which reads its
 # task definition when it is built), handing their results on through the S3 pickle IO manager.
 DAGSTER_AWS_CODE = (
     EcsStepHandler,

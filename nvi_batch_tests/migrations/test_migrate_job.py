@@ -10,7 +10,8 @@ from nvi_batch.defs.partitions import add_reporting_years
 from nvi_batch.defs.resources import LocalPublicationsResource, S3PublicationsResource
 from nvi_batch.defs.work_items import PROCESSOR_FACTORIES, work_items_run_config
 from nvi_batch.demo_data import demo_periods
-from nvi_batch.domain.migrations import MIGRATE_CANDIDATES, UnknownMigration, migration_job_key
+from nvi_batch.domain.jobs import JobType
+from nvi_batch.domain.migrations import UnknownMigration, migration_job_key
 from nvi_batch.storage.protocol import LedgerStatus
 from nvi_batch.storage.publications import build_document, write_documents
 from nvi_batch_tests.aws import REGION
@@ -177,9 +178,9 @@ def test_reported_date_needs_no_documents(sql_store, instance, tmp_path):
 
 def test_a_work_item_key_without_a_registered_migration_is_refused(sql_store, tmp_path):
     context = dg.build_op_context(resources={"publications": LocalPublicationsResource(folder=str(tmp_path))})
-    for key in (MIGRATE_CANDIDATES, "MIGRATE_CANDIDATES:guess_titles"):
+    for key in (str(JobType.MIGRATE_CANDIDATES), "MIGRATE_CANDIDATES:guess_titles"):
         with pytest.raises(UnknownMigration, match="known migrations: creator_names"):
-            PROCESSOR_FACTORIES[MIGRATE_CANDIDATES](context, sql_store, key, YEAR)
+            PROCESSOR_FACTORIES[JobType.MIGRATE_CANDIDATES](context, sql_store, key, YEAR)
 
 
 def test_a_failed_item_is_migrated_by_its_retry_once_its_document_exists(sql_store, instance, tmp_path):

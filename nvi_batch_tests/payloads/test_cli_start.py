@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import dagster as dg
 import pytest
 
 from nvi_batch.cli import main, seed_store
+from nvi_batch.cli_start import DEFAULT_MIGRATION, check_run_configs, plan_runs
+from nvi_batch.domain.payloads import parse_payload
 from nvi_batch.engine.control import PAUSED_SETTING
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch_tests.payloads.test_payloads import with_types
@@ -54,8 +57,13 @@ def summary(run) -> tuple:
     return run.job_name, run.tags.get("dagster/partition"), run.run_config
 
 
-@pytest.mark.slow
-def test_every_documented_example_starts_the_right_runs(cli_store, instance, capsys, legacy_examples):
+def planned(store, payload: dict, migration: str = DEFAULT_MIGRATION) -> list[tuple]:
+    plan = plan_runs(parse_payload(json.dumps(payload)), store, migration)
+    check_run_configs(plan)  # by the config models and by each job's own schema (dg.validate_run_config)
+    return [(run.job_name, run.partition, run.run_config) for run in plan.runs]
+
+
+def test_every_documented_example_plans_the_right_runs_and_their_configs_pass(cli_store, legacy_examples):
     expected = [
         [("refresh_candidates_job", "2024", {"ops": {"candidates": {"config": {}}}}),
          ("refresh_candidates_job", "2025", {"ops": {"candidates": {"config": {}}}})],
@@ -67,42 +75,49 @@ def test_every_documented_example_starts_the_right_runs(cli_store, instance, cap
     ]
     for example, runs in zip(legacy_examples, expected, strict=True):
         for payload in (example, with_types(example)):
-            before = {run.run_id for run in instance.get_runs()}
-
-            code, out, err = start(cli_store, capsys, json.dumps(payload))
-
-            assert (code, err) == (0, "")
-            created = new_runs(instance, before)
-            assert [summary(run) for run in created] == runs
-            for run in created:
-                assert run.status == dg.DagsterRunStatus.QUEUED
-                assert run.tags["nvi/job"] == example["jobType"]
-                assert run.run_id in out
-    assert set(instance.get_dynamic_partitions("reporting_years")) == set(PERIOD_YEARS)
+            assert planned(cli_store, payload) == runs
 
 
-def test_one_max_items_budget_is_shared_by_the_years_in_order(seeded, instance, capsys):
+@pytest.mark.slow
+def test_a_start_queues_its_runs_with_dagster_job_launch(cli_store, instance, capsys):
+    """Without a webserver the runs are submitted as `dagster job launch` submits them: queued for the daemon."""
+    code, out, err = start(cli_store, capsys, '{"jobType": "REFRESH_CANDIDATES", "filter": {"reportingYears": '
+                                              '["2024", "2025"]}, "maxBatchSize": 50}')
+
+    assert (code, err) == (0, "")
+    created = new_runs(instance, set())
+    assert sorted(summary(run) for run in created) == [
+        ("refresh_candidates_job", year, {"ops": {"candidates": {"config": {"max_batch_size": 50}}}})
+        for year in ("2024", "2025")
+    ]
+    [request] = {run.tags["nvi/request"] for run in created}
+    for run in created:
+        assert run.status == dg.DagsterRunStatus.QUEUED
+        assert run.tags["nvi/job"] == "REFRESH_CANDIDATES"
+        assert f"{run.run_id}  refresh_candidates_job  {run.tags['dagster/partition']}  QUEUED" in out
+    assert f"REFRESH_CANDIDATES (request {request}): 2 of 2 run(s) started" in out
+    assert set(instance.get_dynamic_partitions("reporting_years")) == {"2024", "2025"}
+
+
+def test_one_max_items_budget_is_shared_by_the_years_in_order(seeded):
     in_2025, in_2024 = seeded.count_year("2025"), seeded.count_year("2024")
     payload = {"jobType": "REPORT_APPROVED_CANDIDATES", "filter": {"reportingYears": ["2025", "2024", "2023"]},
                "maxItems": in_2025 + 3, "maxBatchSize": 50}
 
-    code, out, _ = start(seeded, capsys, json.dumps(payload))
+    plan = plan_runs(parse_payload(json.dumps(payload)), seeded)
 
-    assert code == 0 and in_2024 > 3
-    assert [summary(run) for run in new_runs(instance, set())] == [
+    assert in_2024 > 3
+    assert [(run.job_name, run.partition, run.run_config) for run in plan.runs] == [
         ("report_approved_candidates_job", "2025",
          {"ops": {"report_approved_candidates": {"config": {"max_batch_size": 50, "max_items": in_2025}}}}),
         ("report_approved_candidates_job", "2024",
          {"ops": {"report_approved_candidates": {"config": {"max_batch_size": 50, "max_items": 3}}}}),
     ]
-    assert "2023: no run, the maxItems budget is spent" in out
+    assert plan.notes == ["2023: no run, the maxItems budget is spent"]
 
 
-def test_a_full_scan_migration_gets_its_migration_and_its_items_budget(cli_store, instance, capsys):
-    code, _, _ = start(cli_store, capsys, '{"jobType": "MIGRATE_CANDIDATES", "maxItems": 40}', "--migration",
-                       "creator_names")
-    assert code == 0
-    assert [summary(run) for run in new_runs(instance, set())] == [
+def test_a_full_scan_migration_gets_its_migration_and_its_items_budget(cli_store):
+    assert planned(cli_store, {"jobType": "MIGRATE_CANDIDATES", "maxItems": 40}, "creator_names") == [
         ("migrate_all_candidates_job", None,
          {"ops": {"plan_segments": {"config": {"max_parallel_segments": 10, "max_items": 40}},
                   "migrate_segment": {"config": {"migration": "creator_names"}}}}),
@@ -111,9 +126,30 @@ def test_a_full_scan_migration_gets_its_migration_and_its_items_budget(cli_store
 
 def test_a_payload_file_is_read(cli_store, instance, capsys, tmp_path):
     path = tmp_path / "payload.json"
-    path.write_text('{"jobType": "REFRESH_PERIODS", "filter": {"reportingYears": ["2026"]}}')
-    assert start(cli_store, capsys, "--file", str(path))[0] == 0
-    assert [summary(run) for run in new_runs(instance, set())] == [("refresh_periods_job", "2026", {})]
+    path.write_text('{"jobType": "REFRESH_PERIODS", "filter": {"reportingYears": ["1999"]}}')
+    code, _, err = start(cli_store, capsys, "--file", str(path))
+    assert code == 2 and "filter.reportingYears: no period for 1999" in err
+
+
+def test_a_webserver_that_does_not_answer_starts_nothing_and_says_which_runs(cli_store, instance, capsys):
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}"
+        code, out, err = start(cli_store, capsys, '{"jobType": "REFRESH_PERIODS", "filter": {"reportingYears": '
+                                                  '["2026"]}}', "--webserver", url)
+    assert code == 2 and "0 of 1 run(s) started" in out
+    assert f"not started:\n  - refresh_periods_job 2026: {url} refused it:" in err
+    assert instance.get_runs() == []
+
+
+@pytest.mark.parametrize("url", ["ftp://127.0.0.1:3000", "http://", "127.0.0.1:3000", "http://host:port",
+                                 "http://127.0.0.1:3000/?q=1"])
+def test_a_webserver_url_that_is_not_one_is_refused_by_name(cli_store, instance, capsys, monkeypatch, url):
+    monkeypatch.setenv("NVI_WEBSERVER_URL", url)
+    code, out, err = start(cli_store, capsys, '{"jobType": "REFRESH_PERIODS"}')
+    assert code == 2 and out == ""
+    assert err.startswith("nvi-batch: NVI_WEBSERVER_URL: not an http:// or https:// URL of a webserver")
+    assert instance.get_runs() == []
 
 
 @pytest.mark.parametrize(
@@ -150,6 +186,13 @@ def test_a_paused_pipeline_refuses_to_start(cli_store, instance, capsys):
         cli_store.set_setting(PAUSED_SETTING, None)
     assert code != 0 and "paused: report freeze" in err
     assert instance.get_runs() == []
+
+
+def test_a_webserver_url_with_credentials_is_refused_without_showing_them(cli_store, instance, capsys):
+    code, _, err = start(cli_store, capsys, '{"jobType": "REFRESH_PERIODS"}', "--webserver",
+                         "http://operator:s3cret@127.0.0.1:3000")
+    assert code == 2 and "--webserver: a URL with credentials in it is refused" in err
+    assert "s3cret" not in err and instance.get_runs() == []
 
 
 @pytest.mark.slow

@@ -231,6 +231,7 @@ class Topology:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": REGION,
+            "NVI_WEBSERVER_URL": self.webserver_url,  # `nvi-batch start` submits through it
         }
 
 

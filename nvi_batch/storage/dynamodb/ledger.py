@@ -15,6 +15,8 @@ import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 
+from nvi_batch.domain.instants import now_timestamp, shift_timestamp
+from nvi_batch.domain.jobs import JobType
 from nvi_batch.domain.migrations import MIGRATION_JOB_KEYS
 from nvi_batch.storage.dynamodb.tables import LEDGER_HASH_KEY, LEDGER_RANGE_KEY
 from nvi_batch.storage.dynamodb.values import deserialize, serialize, string_key
@@ -25,7 +27,6 @@ from nvi_batch.storage.protocol import (
     LedgerEntry,
     LedgerStatus,
 )
-from nvi_batch.storage.sql import shift_instant, utc_now
 
 FAILURE = "FAILURE"
 FAILURE_ARCHIVE = "FAILURE_ARCHIVE"
@@ -34,10 +35,7 @@ SETTING = "SETTING"
 
 # The ledger is queried per job (one hash key each), so the jobs it can hold are listed here.
 LEDGER_JOBS = (
-    "REFRESH_CANDIDATES",
-    "MIGRATE_CANDIDATES",
-    "REPORT_APPROVED_CANDIDATES",
-    "REFRESH_PERIODS",
+    *(str(job_type) for job_type in JobType),
     *MIGRATION_JOB_KEYS,  # each named migration keeps its own ledger: MIGRATE_CANDIDATES:<name>
 )
 
@@ -153,7 +151,7 @@ class DynamoDbLedger:
             return LedgerStatus.DEAD if attempts >= DEAD_AFTER_ATTEMPTS else LedgerStatus.RETRY_PENDING
 
         def due(attempts: int) -> str:
-            return shift_instant(event.failed_at, retry_delay_seconds(attempts))
+            return shift_timestamp(event.failed_at, retry_delay_seconds(attempts))
 
         variants = [  # (condition, update, its own values)
             ("attribute_not_exists(#hash) OR (#status = :resolvedStatus AND "
@@ -201,7 +199,7 @@ class DynamoDbLedger:
 
     def resolve_items(self, job: str, item_ids: Sequence[str]) -> int:
         """One conditional UpdateItem per item; a row that failed again after now stays open."""
-        now = utc_now()
+        now = now_timestamp()
         return sum(
             self._update_if(
                 self._ledger_key(f"{FAILURE}#{job}", item_id),
@@ -266,7 +264,7 @@ class DynamoDbLedger:
 
     def archive_failures(self, older_than: str) -> int:
         """Move each archivable entry in one transaction: Put under FAILURE_ARCHIVE, Delete if unchanged."""
-        now, moved = utc_now(), 0
+        now, moved = now_timestamp(), 0
         for job in LEDGER_JOBS:
             archivable = self._ledger_entries(
                 job,

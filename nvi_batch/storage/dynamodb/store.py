@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from nvi_batch.domain.candidate import ApprovalItem, CandidateAggregate, NoteItem
 from nvi_batch.domain.errors import MalformedRecord
+from nvi_batch.domain.instants import now_timestamp
 from nvi_batch.domain.items import (
     CANDIDATE,
     HASH_KEY,
@@ -52,7 +53,6 @@ from nvi_batch.storage.dynamodb.ledger import DynamoDbLedger
 from nvi_batch.storage.dynamodb.tables import ledger_table_definition, table_definition
 from nvi_batch.storage.dynamodb.values import deserialize, serialize, string_key
 from nvi_batch.storage.protocol import Checkpoint, StoreUnavailable, WriteResult
-from nvi_batch.storage.sql import utc_now
 
 MAX_TRANSACTION_ACTIONS = 100
 BATCH_WRITE_LIMIT = 25
@@ -406,7 +406,7 @@ class DynamoDbStore(DynamoDbLedger):
         Aggregates written before an error stay written (their objects are updated); the first error
         is raised after all have been tried, without saving the checkpoint.
         """
-        now = utc_now()
+        now = now_timestamp()
         writes = [self._next_write(candidate, now) for candidate in candidates]
         outcomes = self._write_pool.map(self._commit_capturing, writes)
         written, conflicts, errors = [], [], []
@@ -484,7 +484,7 @@ class DynamoDbStore(DynamoDbLedger):
         )
 
     def write_period(self, period: Period) -> bool:
-        now, version, revision = utc_now(), str(uuid.uuid4()), (period.revision or 0) + 1
+        now, version, revision = now_timestamp(), str(uuid.uuid4()), (period.revision or 0) + 1
         try:
             self.client.put_item(
                 TableName=self.table_name,

@@ -14,19 +14,19 @@ from typing import Any
 import boto3
 import dagster as dg
 from botocore.config import Config
-from dagster._core.events import EngineEventData
-from dagster._core.launcher import (
+from dagster._core.events import EngineEventData  # private: a launcher's engine events have no public type
+from dagster._core.launcher import (  # private: the base and contexts every run launcher is written against
     CheckRunHealthResult,
     LaunchRunContext,
     ResumeRunContext,
     RunLauncher,
     WorkerStatus,
 )
-from dagster._core.storage.dagster_run import DagsterRun
-from dagster._core.storage.tags import PARTITION_NAME_TAG
-from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs
-from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs  # private: the run worker's command line
+from dagster._serdes import ConfigurableClass, ConfigurableClassData  # private: dagster.yaml config
 from dagster_aws.ecs import EcsRunLauncher
+
+from nvi_batch.tags import PARTITION_TAG
 
 LAUNCHER_TAG = "nvi/launcher"
 REASON_TAG = "nvi/launcher_reason"
@@ -108,7 +108,7 @@ class BatchRunLauncher(RunLauncher, ConfigurableClass):
     def resume_run(self, context: ResumeRunContext) -> None:
         self._submit(context.dagster_run, ResumeRunArgs)
 
-    def _submit(self, run: DagsterRun, args_type: type[ExecuteRunArgs] | type[ResumeRunArgs]) -> None:
+    def _submit(self, run: dg.DagsterRun, args_type: type[ExecuteRunArgs] | type[ResumeRunArgs]) -> None:
         if run.job_code_origin is None:
             raise dg.DagsterInvariantViolationError(f"Run {run.run_id} has no code origin to run in Batch.")
         args = args_type(
@@ -144,7 +144,7 @@ class BatchRunLauncher(RunLauncher, ConfigurableClass):
     def supports_check_run_worker_health(self) -> bool:
         return True
 
-    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+    def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         job_id = run.tags.get(BATCH_JOB_ID_TAG)
         if job_id is None:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, f"Run has no {BATCH_JOB_ID_TAG} tag.")
@@ -173,7 +173,7 @@ class EnvironmentPassingEcsRunLauncher(EcsRunLauncher):
         super().__init__(**config)
         self.environment = list(environment)
 
-    def _get_container_overrides(self, run: DagsterRun) -> Mapping[str, Any]:
+    def _get_container_overrides(self, run: dg.DagsterRun) -> Mapping[str, Any]:
         overrides = dict(super()._get_container_overrides(run))
         overrides["environment"] = [*self.environment, *overrides.get("environment", [])]
         return overrides
@@ -325,11 +325,11 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
         tagged_run = self._instance.get_run_by_id(run.run_id)
         launcher.launch_run(context._replace(dagster_run=tagged_run))
 
-    def route(self, run: DagsterRun) -> tuple[str, str]:
+    def route(self, run: dg.DagsterRun) -> tuple[str, str]:
         """Which launcher starts this run (`local`, `ecs` or `batch`), and why, in words."""
         if LAUNCHER_TAG in run.tags:
             return run.tags[LAUNCHER_TAG], f"run tag {LAUNCHER_TAG}={run.tags[LAUNCHER_TAG]}"
-        partition = run.tags.get(PARTITION_NAME_TAG)
+        partition = run.tags.get(PARTITION_TAG)
         if partition is None:
             return LOCAL, "the run has no partition"
         item_count = self._last_item_count(partition)
@@ -365,7 +365,7 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
             )
         return self._launchers[target]
 
-    def _launcher_of(self, run: DagsterRun) -> RunLauncher:
+    def _launcher_of(self, run: dg.DagsterRun) -> RunLauncher:
         """The launcher that started the run; runs from before the router count as local."""
         return self._launcher(run.tags.get(LAUNCHER_TAG, LOCAL))
 
@@ -379,7 +379,7 @@ class RoutingRunLauncher(RunLauncher, ConfigurableClass):
     def supports_check_run_worker_health(self) -> bool:
         return True
 
-    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+    def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
         launcher = self._launcher_of(run)
         if not launcher.supports_check_run_worker_health:
             # The local launcher cannot see its workers; run monitoring still enforces the max runtime.
