@@ -217,7 +217,6 @@ def institution_reports(
 institution_reports_job = dg.define_asset_job(
     "institution_reports_job",
     selection=[institution_reports],
-    partitions_def=reporting_year_partitions,
     description="Build the author-shares, institution and publication-points reports of one reporting year.",
     tags={JOB_TYPE_TAG: "INSTITUTION_REPORTS"},
 )

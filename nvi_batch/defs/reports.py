@@ -303,7 +303,6 @@ def year_reports(context: dg.AssetExecutionContext, nvi_store: NviStoreResource)
 year_report_job = dg.define_asset_job(
     "year_report_job",
     selection=with_own_checks(year_reports),
-    partitions_def=reporting_year_partitions,
     description="Build the report of one reporting year.",
     executor_def=dg.in_process_executor,
     tags={JOB_TYPE_TAG: "YEAR_REPORT"},
