@@ -25,7 +25,7 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nvi_batch.defs.migrations import PeriodLookup, migration_processor  # noqa: E402
+from nvi_batch.defs.candidates.migrations import PeriodLookup, migration_processor  # noqa: E402
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods  # noqa: E402
 from nvi_batch.domain.migrations import DETAIL_SOURCES, get_migration, migration_job_key  # noqa: E402
 from nvi_batch.engine.scans import YearScan  # noqa: E402

@@ -32,8 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nvi_batch.defs.institution_reports import publish  # noqa: E402
-from nvi_batch.defs.reports import LocalReportIOManager, stream_year_report  # noqa: E402
+from nvi_batch.defs.reports.institution_reports import publish  # noqa: E402
+from nvi_batch.defs.reports.year_reports import LocalReportIOManager, stream_year_report  # noqa: E402
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods  # noqa: E402
 from nvi_batch.domain.institution_reports import DbhMapping  # noqa: E402
 from nvi_batch.engine.institution_reports import build_institution_reports  # noqa: E402

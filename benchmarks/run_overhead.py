@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 import dagster as dg  # noqa: E402
 
-from nvi_batch.defs.partitions import add_reporting_years  # noqa: E402
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods  # noqa: E402
+from nvi_batch.lib.partitions import add_reporting_years  # noqa: E402
 from nvi_batch.storage.sql import SqlStore  # noqa: E402
 
 YEAR = "2024"

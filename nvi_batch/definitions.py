@@ -1,4 +1,4 @@
-"""The one Definitions object the code location loads: each area of defs/ contributes its own."""
+"""The one Definitions object the code location loads: each room of defs/ contributes its own."""
 
 # ruff: noqa: E402 (the warning filters below go before the imports that build the definitions)
 import warnings
@@ -23,26 +23,13 @@ def silence_known_dagster_notices() -> None:
 
 silence_known_dagster_notices()
 
-from nvi_batch.defs import candidates as candidate_defs
-from nvi_batch.defs import freshness as freshness_defs
-from nvi_batch.defs import full_scans as full_scan_defs
-from nvi_batch.defs import institution_reports as institution_report_defs
-from nvi_batch.defs import migrations as migration_defs
-from nvi_batch.defs import operations as operation_defs
-from nvi_batch.defs import reporting as reporting_defs
-from nvi_batch.defs import reports as report_defs
-from nvi_batch.defs import schedules as schedule_defs
-from nvi_batch.defs.resources import resources_for_deployment
+from nvi_batch.defs import candidates, operations, periods, reports
+from nvi_batch.lib.resources import resources_for_deployment
 
 defs = dg.Definitions.merge(
-    candidate_defs.defs,
-    migration_defs.defs,
-    operation_defs.defs,
-    full_scan_defs.defs,
-    reporting_defs.defs,
-    report_defs.defs,
-    institution_report_defs.defs,
-    schedule_defs.defs,
-    freshness_defs.defs,
+    periods.defs,
+    candidates.defs,
+    reports.defs,
+    operations.defs,
     dg.Definitions(resources=resources_for_deployment()),
 )

@@ -7,8 +7,8 @@ import pytest
 
 from nvi_batch.cli import main, register_partitions, seed_store
 from nvi_batch.definitions import defs
-from nvi_batch.defs.resources import SqlStoreResource
 from nvi_batch.engine.control import PAUSED_SETTING
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch.storage.protocol import FailureEvent
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch_tests.snapshots import store_contents

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nvi_batch.cli_serve import default_port, server_command, task_address
+from nvi_batch.cli.serve import default_port, server_command, task_address
 
 
 @pytest.fixture

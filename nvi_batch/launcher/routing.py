@@ -26,7 +26,7 @@ from dagster._grpc.types import ExecuteRunArgs, ResumeRunArgs  # private: the ru
 from dagster._serdes import ConfigurableClass, ConfigurableClassData  # private: dagster.yaml config
 from dagster_aws.ecs import EcsRunLauncher
 
-from nvi_batch.tags import PARTITION_TAG
+from nvi_batch.lib.tags import PARTITION_TAG
 
 LAUNCHER_TAG = "nvi/launcher"
 REASON_TAG = "nvi/launcher_reason"

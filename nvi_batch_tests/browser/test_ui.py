@@ -24,7 +24,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from nvi_batch.cli import register_partitions, seed_store
-from nvi_batch.defs.resources import sqlite_url
+from nvi_batch.lib.resources import sqlite_url
 from nvi_batch.storage.sql import SqlStore
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

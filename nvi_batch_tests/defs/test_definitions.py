@@ -7,9 +7,10 @@ import dagster as dg
 
 from nvi_batch.cli import register_partitions, seed_store
 from nvi_batch.definitions import defs
-from nvi_batch.defs.candidates import candidates, periods
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.resources import SqlStoreResource
+from nvi_batch.defs.candidates.assets import candidates
+from nvi_batch.defs.periods.assets import periods
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import SqlStoreResource
 
 
 def test_definitions_load_with_the_jobs_users_launch():

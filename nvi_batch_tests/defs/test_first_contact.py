@@ -10,8 +10,8 @@ import pytest
 
 from nvi_batch.cli import seed_store
 from nvi_batch.definitions import defs
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.resources import SqlStoreResource
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import SqlStoreResource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nvi_batch.defs.candidates import candidates, periods
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.resources import SqlStoreResource
+from nvi_batch.defs.candidates.assets import candidates
+from nvi_batch.defs.periods.assets import periods
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import SqlStoreResource
 
 pytestmark = pytest.mark.slow
 

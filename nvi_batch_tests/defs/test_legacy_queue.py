@@ -12,9 +12,9 @@ import boto3
 import dagster as dg
 import pytest
 
-from nvi_batch.defs.operations import LegacyQueueConfig, legacy_queue_redrive_sensor, retry_sensor
-from nvi_batch.defs.resources import SqlStoreResource
+from nvi_batch.defs.operations.sensors import LegacyQueueConfig, legacy_queue_redrive_sensor, retry_sensor
 from nvi_batch.engine.control import PAUSED_SETTING
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch.storage.legacy_queue import (
     LEGACY_QUEUE_PARTITION,
     WorkItemRefused,

@@ -11,10 +11,10 @@ import pytest
 
 from nvi_batch.cli import register_partitions
 from nvi_batch.definitions import defs
-from nvi_batch.defs import operations
-from nvi_batch.defs.alerts import AlertBook
-from nvi_batch.defs.candidates import candidates, periods
-from nvi_batch.defs.operations import (
+from nvi_batch.defs.candidates.assets import candidates
+from nvi_batch.defs.operations import sensors as operations
+from nvi_batch.defs.operations.alerts import AlertBook
+from nvi_batch.defs.operations.sensors import (
     AlertConfig,
     alert_sensor,
     ledger_retention_schedule,
@@ -22,14 +22,15 @@ from nvi_batch.defs.operations import (
     reporting_years_sensor,
     retry_sensor,
 )
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.resources import SqlStoreResource, local_publications
-from nvi_batch.defs.work_items import process_work_items_job
+from nvi_batch.defs.operations.work_items import process_work_items_job
+from nvi_batch.defs.periods.assets import periods
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.domain.instants import now_timestamp
 from nvi_batch.engine.control import PAUSED_SETTING
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import SqlStoreResource, local_publications
+from nvi_batch.lib.tags import PARTITION_TAG
 from nvi_batch.storage.protocol import FailureEvent, LedgerStatus
-from nvi_batch.tags import PARTITION_TAG
 
 YEAR = "2024"
 

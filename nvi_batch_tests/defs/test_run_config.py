@@ -9,10 +9,10 @@ import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs.config import RefreshCandidatesConfig, op_config_problems
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.resources import SqlStoreResource
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
+from nvi_batch.lib.config import RefreshCandidatesConfig, op_config_problems
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch_tests.migrations.conftest import OpenedStore
 from nvi_batch_tests.snapshots import store_contents
 

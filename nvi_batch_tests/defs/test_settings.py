@@ -12,9 +12,9 @@ import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs.operations import AlertConfig, alert_sensor, archive_ledger_job, retry_sensor
-from nvi_batch.defs.resources import SqlStoreResource, UnusableStoreResource, resources_for_deployment
+from nvi_batch.defs.operations.sensors import AlertConfig, alert_sensor, archive_ledger_job, retry_sensor
 from nvi_batch.engine.control import pause_reason
+from nvi_batch.lib.resources import SqlStoreResource, UnusableStoreResource, resources_for_deployment
 from nvi_batch.settings import (
     ALERT_AFTER_FAILURES,
     CODE_SERVER_PORT,

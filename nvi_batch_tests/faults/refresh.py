@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from nvi_batch.defs.candidates import candidates, periods
+from nvi_batch.defs.candidates.assets import candidates
+from nvi_batch.defs.periods.assets import periods
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
+from nvi_batch.lib.tags import BATCH_STATUS_TAG
 from nvi_batch.storage.protocol import LedgerStatus
-from nvi_batch.tags import BATCH_STATUS_TAG
 
 YEAR = "2024"
 CHUNK = 50
@@ -84,7 +85,7 @@ def assert_each_refreshed_exactly_once(store, ids: list[str], refreshes: list[Re
 def ephemeral_instance_with_year() -> Iterator[dg.DagsterInstance]:
     """An in-memory instance with the year's partition, entered: while it is, its own state storage is
     the one definitions load with, whatever instance an earlier test of the session left current."""
-    from nvi_batch.defs.partitions import add_reporting_years
+    from nvi_batch.lib.partitions import add_reporting_years
 
     with dg.DagsterInstance.ephemeral() as instance:
         add_reporting_years(instance, [YEAR])

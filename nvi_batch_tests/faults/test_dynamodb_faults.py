@@ -3,7 +3,7 @@ Each ends with every candidate refreshed exactly once, nothing dead and the chec
 
 import pytest
 
-from nvi_batch.defs.resources import DynamoDbStoreResource
+from nvi_batch.lib.resources import DynamoDbStoreResource
 from nvi_batch_tests.aws import REGION, dynamodb_store
 from nvi_batch_tests.faults.dynamodb_proxy import DynamoDbFaultProxy, FaultRule
 from nvi_batch_tests.faults.refresh import (

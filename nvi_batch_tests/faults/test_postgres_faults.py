@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from nvi_batch.defs.resources import SqlStoreResource
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch_tests.backends import POSTGRES_URL, throwaway_postgres_database
 from nvi_batch_tests.faults.proxy import PostgresFaultProxy

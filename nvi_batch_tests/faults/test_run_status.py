@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 
 from nvi_batch.cli import main
-from nvi_batch.defs.resources import SqlStoreResource
 from nvi_batch.engine.control import PAUSED_SETTING
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch.storage.sql import SqlStore, periods_table
 from nvi_batch_tests.faults.refresh import YEAR, refresh_year, seed_year
 
@@ -22,7 +22,7 @@ def store(tmp_path, dagster_home):
     store.create_schema()
     seed_year(store, COUNT)
     with dg.DagsterInstance.get() as instance:
-        from nvi_batch.defs.partitions import add_reporting_years
+        from nvi_batch.lib.partitions import add_reporting_years
 
         add_reporting_years(instance, [YEAR])
     yield store

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from nvi_batch.defs.resources import SqlStoreResource
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch_tests.faults.refresh import (
     assert_each_refreshed_exactly_once,

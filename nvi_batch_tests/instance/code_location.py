@@ -8,16 +8,18 @@ own SQLite file although this module is imported once per process.
 
 import dagster as dg
 
-from nvi_batch.defs import candidates as candidate_defs
-from nvi_batch.defs.operations import reporting_years_sensor, retry_sensor
-from nvi_batch.defs.resources import SqlStoreResource, resources_for_deployment
-from nvi_batch.defs.schedules import nightly_refresh_schedule
-from nvi_batch.defs.work_items import process_work_items_job
+from nvi_batch.defs.candidates import assets as candidate_assets
+from nvi_batch.defs.operations.schedules import nightly_refresh_schedule
+from nvi_batch.defs.operations.sensors import reporting_years_sensor, retry_sensor
+from nvi_batch.defs.operations.work_items import process_work_items_job
+from nvi_batch.defs.periods import assets as period_assets
+from nvi_batch.lib.resources import SqlStoreResource, resources_for_deployment
 
 STORE_URL_ENV = "NVI_INSTANCE_TEST_STORE_URL"
 
 defs = dg.Definitions.merge(
-    candidate_defs.defs,
+    period_assets.defs,
+    candidate_assets.defs,
     dg.Definitions(
         jobs=[process_work_items_job],
         sensors=[reporting_years_sensor, retry_sensor],

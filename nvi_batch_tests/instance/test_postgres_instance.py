@@ -36,12 +36,12 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import Queued
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from nvi_batch.cli import seed_store
-from nvi_batch.defs.candidates import candidates
-from nvi_batch.defs.checks import candidate_check_specs
-from nvi_batch.defs.operations import reporting_years_sensor, retry_sensor
-from nvi_batch.defs.partitions import add_reporting_years, reporting_year_partitions
-from nvi_batch.defs.resources import SqlStoreResource
-from nvi_batch.defs.schedules import nightly_refresh_schedule
+from nvi_batch.defs.candidates.assets import candidates
+from nvi_batch.defs.candidates.checks import candidate_check_specs
+from nvi_batch.defs.operations.schedules import nightly_refresh_schedule
+from nvi_batch.defs.operations.sensors import reporting_years_sensor, retry_sensor
+from nvi_batch.lib.partitions import add_reporting_years, reporting_year_partitions
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch.storage.protocol import LedgerStatus
 from nvi_batch_tests.backends import POSTGRES_ADMIN_DSN, throwaway_postgres_database
 from nvi_batch_tests.instance import code_location

@@ -130,7 +130,7 @@ def test_the_code_reads_its_production_settings_where_this_test_looks():
     read = production_variables()
 
     assert {"NVI_TABLE_NAME", "NVI_PUBLICATIONS_BUCKET", "AWS_REGION"} <= set(read)
-    assert any(place.startswith("nvi_batch/defs/resources.py") for place in read["NVI_TABLE_NAME"])
+    assert any(place.startswith("nvi_batch/lib/resources.py") for place in read["NVI_TABLE_NAME"])
     assert read["DAGSTER_PG_PASSWORD"] == ["deploy/dagster.yaml"]
     assert not LOCAL_ONLY - set(variables_read()), "a local-only variable no code reads any more"
 

@@ -3,7 +3,7 @@ this module, which is quick, where the whole `nvi_batch.definitions` takes secon
 
 import dagster as dg
 
-from nvi_batch.defs.full_scans import refresh_all_candidates_job
-from nvi_batch.defs.resources import resources_for_deployment
+from nvi_batch.defs.candidates.full_scans import refresh_all_candidates_job
+from nvi_batch.lib.resources import resources_for_deployment
 
 defs = dg.Definitions(jobs=[refresh_all_candidates_job], resources=resources_for_deployment())

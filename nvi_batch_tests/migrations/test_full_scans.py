@@ -9,9 +9,9 @@ import pytest
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs.full_scans import split_budget
-from nvi_batch.defs.resources import LocalPublicationsResource
+from nvi_batch.defs.candidates.full_scans import split_budget
 from nvi_batch.demo_data import demo_candidates, demo_periods
+from nvi_batch.lib.resources import LocalPublicationsResource
 from nvi_batch.storage.publications import write_documents
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch_tests.migrations.builders import stripped

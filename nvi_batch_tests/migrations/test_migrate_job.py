@@ -6,12 +6,12 @@ import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.resources import LocalPublicationsResource, S3PublicationsResource
-from nvi_batch.defs.work_items import PROCESSOR_FACTORIES, work_items_run_config
+from nvi_batch.defs.operations.work_items import PROCESSOR_FACTORIES, work_items_run_config
 from nvi_batch.demo_data import demo_periods
 from nvi_batch.domain.jobs import JobType
 from nvi_batch.domain.migrations import UnknownMigration, migration_job_key
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import LocalPublicationsResource, S3PublicationsResource
 from nvi_batch.storage.protocol import LedgerStatus
 from nvi_batch.storage.publications import build_document, write_documents
 from nvi_batch_tests.aws import REGION

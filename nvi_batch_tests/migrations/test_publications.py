@@ -9,11 +9,11 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from nvi_batch.cli import main
-from nvi_batch.defs.resources import local_publications
 from nvi_batch.demo_data import demo_candidates
 from nvi_batch.domain.errors import DocumentUnusable
 from nvi_batch.domain.publication import parse_publication
 from nvi_batch.engine.errors import classify
+from nvi_batch.lib.resources import local_publications
 from nvi_batch.storage.publications import (
     LocalPublicationSource,
     S3PublicationSource,

@@ -8,9 +8,9 @@ import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs.partitions import add_reporting_years
 from nvi_batch.domain.candidate import is_reportable
 from nvi_batch.domain.period import Period
+from nvi_batch.lib.partitions import add_reporting_years
 from nvi_batch_tests.migrations.builders import year_candidates
 from nvi_batch_tests.migrations.conftest import OpenedStore
 

@@ -13,12 +13,12 @@ import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.resources import LocalPublicationsResource
 from nvi_batch.demo_data import demo_periods
 from nvi_batch.domain.errors import DocumentUnusable
 from nvi_batch.domain.migrations import get_migration, migration_job_key
 from nvi_batch.domain.publication import PublicationRejected, parse_publication
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import LocalPublicationsResource
 from nvi_batch_tests.backends import empty_sql_store
 from nvi_batch_tests.migrations.builders import YEAR, bucket_uri, year_candidates
 from nvi_batch_tests.migrations.conftest import OpenedStore

@@ -10,7 +10,7 @@ import dagster as dg
 import pytest
 
 from nvi_batch.cli import main, seed_store
-from nvi_batch.cli_start import DEFAULT_MIGRATION, check_run_configs, plan_runs
+from nvi_batch.cli.start import DEFAULT_MIGRATION, check_run_configs, plan_runs
 from nvi_batch.domain.payloads import parse_payload
 from nvi_batch.engine.control import PAUSED_SETTING
 from nvi_batch.storage.sql import SqlStore

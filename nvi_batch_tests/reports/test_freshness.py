@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs.freshness import (
+from nvi_batch.defs.operations.freshness import (
     CANDIDATES_MAX_AGE,
     FRESH_UNTIL,
     REPORT_GRACE,
@@ -16,9 +16,9 @@ from nvi_batch.defs.freshness import (
     freshness_checks_sensor,
     year_reports_freshness_result,
 )
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.resources import SqlStoreResource
 from nvi_batch.demo_data import demo_candidates
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch_tests.reports import known_year as k
 
 NOW = dt.datetime.now(dt.timezone.utc)

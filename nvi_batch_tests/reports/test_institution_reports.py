@@ -17,7 +17,7 @@ import pytest
 
 from nvi_batch.cli import main
 from nvi_batch.definitions import defs
-from nvi_batch.defs.institution_reports import (
+from nvi_batch.defs.reports.institution_reports import (
     ASSET_NAMES,
     LocalReportFilesResource,
     S3ReportFilesResource,
@@ -28,13 +28,6 @@ from nvi_batch.defs.institution_reports import (
     reportable_check,
     required_columns_check,
 )
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.resources import (
-    DynamoDbStoreResource,
-    LocalPublicationsResource,
-    S3PublicationsResource,
-    SqlStoreResource,
-)
 from nvi_batch.domain.institution_reports import (
     AUTHOR_SHARES,
     INSTITUTION_REPORT,
@@ -42,6 +35,13 @@ from nvi_batch.domain.institution_reports import (
     DbhMapping,
 )
 from nvi_batch.engine.institution_reports import build_institution_reports
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import (
+    DynamoDbStoreResource,
+    LocalPublicationsResource,
+    S3PublicationsResource,
+    SqlStoreResource,
+)
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.report_files import LocalReportFiles, ReportPathRefused
 from nvi_batch_tests.aws import REGION, dynamodb_store

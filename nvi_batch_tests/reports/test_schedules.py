@@ -7,11 +7,11 @@ import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.resources import SqlStoreResource
-from nvi_batch.defs.schedules import nightly_refresh_schedule, yearly_report_schedule
+from nvi_batch.defs.operations.schedules import nightly_refresh_schedule, yearly_report_schedule
 from nvi_batch.demo_data import DemoShape, demo_periods
 from nvi_batch.engine.control import PAUSED_SETTING
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import SqlStoreResource
 
 OSLO = ZoneInfo("Europe/Oslo")
 # Demo periods: year Y opens 1 January Y, reporting date 31 March Y+1 (23:59:59 UTC).

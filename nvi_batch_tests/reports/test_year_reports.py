@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 
 from nvi_batch.definitions import defs
-from nvi_batch.defs import reports
-from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.defs.reports import (
+from nvi_batch.defs.reports import year_reports as reports
+from nvi_batch.defs.reports.year_reports import (
     LocalReportIOManager,
     S3ReportIOManager,
     report_io_manager_for_deployment,
@@ -22,8 +21,9 @@ from nvi_batch.defs.reports import (
     totals_check,
     year_reports,
 )
-from nvi_batch.defs.resources import SqlStoreResource
 from nvi_batch.demo_data import demo_candidates
+from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch.lib.resources import SqlStoreResource
 from nvi_batch_tests.reports import known_year as k
 from nvi_batch_tests.reports.conftest import MOMENTS, put_known_year
 

@@ -29,7 +29,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from nvi_batch.defs.migrations import PeriodLookup, migration_processor
+from nvi_batch.defs.candidates.migrations import PeriodLookup, migration_processor
 from nvi_batch.demo_data import DemoShape, demo_candidates
 from nvi_batch.domain.candidate import NoteItem
 from nvi_batch.domain.items import aggregate_from_items, stored_items

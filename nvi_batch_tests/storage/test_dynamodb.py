@@ -12,11 +12,11 @@ import dagster as dg
 import pytest
 from botocore.exceptions import ClientError
 
-from nvi_batch.defs.resources import resources_for_deployment
 from nvi_batch.demo_data import demo_candidates, demo_periods
 from nvi_batch.domain.candidate import NoteItem
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.engine.errors import classify
+from nvi_batch.lib.resources import resources_for_deployment
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.protocol import Checkpoint, FailureEvent, StoreUnavailable
 from nvi_batch_tests.aws import REGION, dynamodb_store

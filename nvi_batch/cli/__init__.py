@@ -10,15 +10,15 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 
-from nvi_batch.defs.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.demo_data import demo_candidates, demo_periods
+from nvi_batch.lib.resources import DEFAULT_DATA_DIR, sqlite_url
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage import sql_schema
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch.storage.sql_schema import SchemaNotUpgradable
 
 # Modules that add their own sub-commands: each has `register(commands)`, taking the subparsers.
-COMMAND_MODULES: list[str] = ["nvi_batch.cli_start", "nvi_batch.cli_ops", "nvi_batch.cli_serve", "nvi_batch.cli_reports"]
+COMMAND_MODULES: list[str] = ["nvi_batch.cli.start", "nvi_batch.cli.ops", "nvi_batch.cli.serve", "nvi_batch.cli.reports"]
 
 SEED_BATCH = 2000
 DEMO_CANDIDATES = 3000
@@ -40,7 +40,7 @@ def open_store(args):
     """The deployment's store: the DynamoDB table with NVI_DEPLOYMENT=production (never created here),
     else SQL by --database-url / NVI_DATABASE_URL, else the embedded SQLite default."""
     if _deployment() == "production" and not args.database_url:
-        from nvi_batch.defs.resources import resources_for_deployment
+        from nvi_batch.lib.resources import resources_for_deployment
 
         return resources_for_deployment("production")["nvi_store"].process_config_and_initialize().open()
     store = SqlStore(sql_store_url(args))
@@ -92,7 +92,7 @@ def seed_store(store: SqlStore, count: int, seed: int) -> None:
 
 def seed_publications(data_dir: str, count: int, seed: int) -> None:
     """The original publications of the seeded candidates, in the local folder laid out like the bucket."""
-    from nvi_batch.defs.resources import local_publications
+    from nvi_batch.lib.resources import local_publications
     from nvi_batch.storage.publications import LocalPublicationSource, write_documents
 
     folder = local_publications(data_dir).folder
@@ -106,7 +106,7 @@ def register_partitions(store: SqlStore) -> list[str]:
         return []
     import dagster as dg
 
-    from nvi_batch.defs.partitions import add_reporting_years
+    from nvi_batch.lib.partitions import add_reporting_years
 
     with dg.DagsterInstance.get() as instance:
         return add_reporting_years(instance, store.period_years())
@@ -152,7 +152,7 @@ def cmd_demo(args) -> int:
             )
             report = next(iter(report_run.asset_materializations_for_node("year_reports")), None)
             print(f"building the author-shares, institution and publication-points reports of {year}")
-            from nvi_batch.cli_reports import write_demo_dbh_mapping
+            from nvi_batch.cli.reports import write_demo_dbh_mapping
 
             write_demo_dbh_mapping(args.data_dir)
             institution_run = defs.resolve_job_def("institution_reports_job").execute_in_process(
@@ -181,7 +181,7 @@ def cmd_demo(args) -> int:
           f"{report_meta['valid_points']:.4f} valid points, in {report_meta['report_location']}")
     print("  " + report_meta["files"].replace("`", "").replace("\n", "\n  "))
     print()
-    from nvi_batch.cli_reports import print_demo_reports
+    from nvi_batch.cli.reports import print_demo_reports
 
     print_demo_reports(institution_run, year)
     print()

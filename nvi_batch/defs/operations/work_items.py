@@ -11,17 +11,6 @@ from typing import Annotated
 import dagster as dg
 from pydantic import AfterValidator, Field, model_validator
 
-from nvi_batch.defs.config import MAX_ID_CHARS, MAX_ITEM_IDS, StepConfig, checked_run_config
-from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
-from nvi_batch.defs.running import (
-    batch_status_on_failure,
-    fail_if_stopped,
-    guarded_store,
-    only_in_year,
-    open_store,
-    report_metadata,
-    run_step,
-)
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import CANDIDATE_ID_EXAMPLE, is_candidate_id, is_year
 from nvi_batch.domain.instants import now_timestamp, utc_now
@@ -33,6 +22,17 @@ from nvi_batch.engine.periods import refresh_periods
 from nvi_batch.engine.resilience import RetryPolicy
 from nvi_batch.engine.scans import IdListScan
 from nvi_batch.engine.step import Processor
+from nvi_batch.lib.config import MAX_ID_CHARS, MAX_ITEM_IDS, StepConfig, checked_run_config
+from nvi_batch.lib.resources import NviStoreResource, PublicationSourceResource
+from nvi_batch.lib.running import (
+    batch_status_on_failure,
+    fail_if_stopped,
+    guarded_store,
+    only_in_year,
+    open_store,
+    report_metadata,
+    run_step,
+)
 from nvi_batch.storage.protocol import FailureEvent
 
 # job type → builds the processor for one run: (context, store, job key, partition) → Processor.

@@ -19,8 +19,8 @@ import dagster as dg
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
 from pydantic import Field
 
-from nvi_batch.defs.executors import segment_processes, segment_tasks
-from nvi_batch.defs.partitions import add_year_of_run
+from nvi_batch.defs.launcher.executors import segment_processes, segment_tasks
+from nvi_batch.lib.partitions import add_year_of_run
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.dynamodb import DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from nvi_batch.tags import BATCH_STATUS_TAG, PARTITION_TAG
+from nvi_batch.lib.tags import BATCH_STATUS_TAG, PARTITION_TAG
 
 RECENT_FAILED_RUNS = 100
 CHECK_HISTORY = 50

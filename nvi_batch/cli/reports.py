@@ -29,7 +29,7 @@ def report_files(data_dir: str) -> ReportFiles:
         raise CliError(str(problem)) from None
     if deployment == "production":
         # Imported here: Dagster is only needed to resolve the production resource's environment.
-        from nvi_batch.defs.institution_reports import report_files_for_deployment
+        from nvi_batch.defs.reports.institution_reports import report_files_for_deployment
 
         return report_files_for_deployment("production").process_config_and_initialize().open()
     return LocalReportFiles(os.environ.get("NVI_REPORTS_DIR") or Path(data_dir).expanduser() / "reports")
@@ -98,7 +98,7 @@ def register(commands) -> None:
 
 def print_demo_reports(run, year: str) -> None:
     """What the demo's institution-reports run wrote, and how its checks came out."""
-    from nvi_batch.defs.institution_reports import ASSET_NAMES
+    from nvi_batch.defs.reports.institution_reports import ASSET_NAMES
 
     report_of_asset = {asset: report for report, asset in ASSET_NAMES.items()}
     materializations = {event.asset_key.to_user_string(): event.step_materialization_data.materialization

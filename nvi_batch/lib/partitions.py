@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 
 import dagster as dg
 
-from nvi_batch.tags import PARTITION_TAG
+from nvi_batch.lib.tags import PARTITION_TAG
 
 reporting_year_partitions = dg.DynamicPartitionsDefinition(name="reporting_years")
 

@@ -9,8 +9,8 @@ from nvi_batch.cli import CliError, open_store
 from nvi_batch.domain.jobs import BatchStatus
 from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, PAUSED_SETTING, pause_reason
 from nvi_batch.engine.errors import classify
+from nvi_batch.lib.tags import BATCH_STATUS_TAG, PARTITION_TAG
 from nvi_batch.storage.protocol import LedgerStatus
-from nvi_batch.tags import BATCH_STATUS_TAG, PARTITION_TAG
 
 MAX_REASON_CHARS = 200
 MAX_URL_CHARS = 2000
@@ -36,8 +36,8 @@ def cmd_redrive(args) -> int:
     """Checked as `redrive_dead_letters_job` checks its config: the job, the year and every id."""
     from pydantic import ValidationError
 
-    from nvi_batch.defs.config import config_problems
-    from nvi_batch.defs.operations import RedriveConfig
+    from nvi_batch.defs.operations.sensors import RedriveConfig
+    from nvi_batch.lib.config import config_problems
 
     ids = [i.strip() for i in args.ids.split(",")] if args.ids is not None else None
     try:

@@ -25,9 +25,7 @@ import boto3
 import dagster as dg
 from botocore.config import Config
 
-from nvi_batch.defs.candidates import candidates, with_own_checks
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.resources import DEFAULT_DATA_DIR, NviStoreResource
+from nvi_batch.defs.candidates.assets import candidates
 from nvi_batch.domain.instants import utc_now
 from nvi_batch.domain.report import (
     PUBLICATION_POINTS_COLUMNS,
@@ -35,8 +33,11 @@ from nvi_batch.domain.report import (
     point_mismatches,
     publication_points_frame,
 )
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import DEFAULT_DATA_DIR, NviStoreResource
+from nvi_batch.lib.selection import with_own_checks
+from nvi_batch.lib.tags import JOB_TYPE_TAG
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
-from nvi_batch.tags import JOB_TYPE_TAG
 
 if TYPE_CHECKING:
     import pandas as pd

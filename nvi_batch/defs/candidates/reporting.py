@@ -2,10 +2,13 @@
 
 import dagster as dg
 
-from nvi_batch.defs.config import StepConfig
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.running import (
+from nvi_batch.domain.instants import utc_now
+from nvi_batch.domain.jobs import JobType
+from nvi_batch.engine import processors
+from nvi_batch.lib.config import StepConfig
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import NviStoreResource
+from nvi_batch.lib.running import (
     batch_status_on_failure,
     fail_if_stopped,
     guarded_store,
@@ -16,10 +19,7 @@ from nvi_batch.defs.running import (
     scan_for,
     year_count,
 )
-from nvi_batch.domain.instants import utc_now
-from nvi_batch.domain.jobs import JobType
-from nvi_batch.engine import processors
-from nvi_batch.tags import JOB_TYPE_TAG
+from nvi_batch.lib.tags import JOB_TYPE_TAG
 
 
 class ReportApprovedCandidatesConfig(StepConfig):

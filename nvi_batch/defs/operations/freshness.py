@@ -19,11 +19,11 @@ import warnings
 
 import dagster as dg
 
-from nvi_batch.defs.candidates import candidates
-from nvi_batch.defs.reports import year_reports
-from nvi_batch.defs.resources import NviStoreResource
+from nvi_batch.defs.candidates.assets import candidates
+from nvi_batch.defs.reports.year_reports import year_reports
 from nvi_batch.domain.instants import utc_now
 from nvi_batch.domain.period import PeriodStatus
+from nvi_batch.lib.resources import NviStoreResource
 
 CANDIDATES_MAX_AGE = dt.timedelta(hours=26)  # a nightly refresh, plus slack for a slow night
 REPORT_GRACE = dt.timedelta(days=2)  # the yearly report schedule checks daily after the reporting date

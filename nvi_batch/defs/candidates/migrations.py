@@ -5,21 +5,7 @@ import threading
 import dagster as dg
 from pydantic import Field, field_validator
 
-from nvi_batch.defs.config import StepConfig
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.resources import NviStoreResource, PublicationSourceResource
-from nvi_batch.defs.running import (
-    batch_status_on_failure,
-    fail_if_stopped,
-    guarded_store,
-    open_store,
-    refuse_items_outside_year,
-    report_metadata,
-    run_step,
-    scan_for,
-    year_count,
-)
-from nvi_batch.defs.work_items import PROCESSOR_FACTORIES
+from nvi_batch.defs.operations.work_items import PROCESSOR_FACTORIES
 from nvi_batch.domain.jobs import JobType
 from nvi_batch.domain.migrations import (
     MIGRATIONS,
@@ -30,7 +16,21 @@ from nvi_batch.domain.migrations import (
 )
 from nvi_batch.engine.scans import Scan
 from nvi_batch.engine.step import Processor, StepReport
-from nvi_batch.tags import JOB_TYPE_TAG
+from nvi_batch.lib.config import StepConfig
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import NviStoreResource, PublicationSourceResource
+from nvi_batch.lib.running import (
+    batch_status_on_failure,
+    fail_if_stopped,
+    guarded_store,
+    open_store,
+    refuse_items_outside_year,
+    report_metadata,
+    run_step,
+    scan_for,
+    year_count,
+)
+from nvi_batch.lib.tags import JOB_TYPE_TAG
 
 DEFAULT_WORKERS = 8
 

@@ -29,7 +29,7 @@ from nvi_batch.domain.jobs import JobType
 from nvi_batch.domain.migrations import MIGRATIONS
 from nvi_batch.domain.payloads import MAX_PAYLOAD_BYTES, PayloadInvalid, StartRequest, parse_payload
 from nvi_batch.engine.control import env_stop_reason, pause_reason
-from nvi_batch.tags import JOB_TYPE_TAG, PARTITION_TAG, REQUEST_TAG
+from nvi_batch.lib.tags import JOB_TYPE_TAG, PARTITION_TAG, REQUEST_TAG
 
 MODULE_NAME = "nvi_batch.definitions"
 LOCATION_NAME = "nvi_batch"
@@ -111,10 +111,10 @@ def plan_runs(request: StartRequest, store, migration: str = DEFAULT_MIGRATION) 
 
 def run_config_models() -> dict[str, dict[str, type]]:
     """The config model of each op a planned run configures, per job: the ranges Dagster's schema lacks."""
-    from nvi_batch.defs.config import RefreshCandidatesConfig
-    from nvi_batch.defs.full_scans import FullScanConfig
-    from nvi_batch.defs.migrations import MigrateCandidatesConfig, MigrationOptions
-    from nvi_batch.defs.reporting import ReportApprovedCandidatesConfig
+    from nvi_batch.defs.candidates.full_scans import FullScanConfig
+    from nvi_batch.defs.candidates.migrations import MigrateCandidatesConfig, MigrationOptions
+    from nvi_batch.defs.candidates.reporting import ReportApprovedCandidatesConfig
+    from nvi_batch.lib.config import RefreshCandidatesConfig
 
     return {
         "refresh_candidates_job": {"candidates": RefreshCandidatesConfig},
@@ -132,7 +132,7 @@ def check_run_configs(plan: Plan) -> None:
     import dagster as dg
 
     from nvi_batch.definitions import defs
-    from nvi_batch.defs.config import op_config_problems
+    from nvi_batch.lib.config import op_config_problems
 
     models = run_config_models()
     for planned in plan.runs:
@@ -208,7 +208,7 @@ def bounded(text: str) -> str:
 
 def submit_runs(instance, plan: Plan, tags: dict[str, str], webserver: str | None) -> list[Submitted]:
     """Check every run first; then register the years as partitions and submit the runs."""
-    from nvi_batch.defs.partitions import add_reporting_years
+    from nvi_batch.lib.partitions import add_reporting_years
 
     check_run_configs(plan)
     add_reporting_years(instance, sorted({run.partition for run in plan.runs if run.partition}))

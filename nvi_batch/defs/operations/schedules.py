@@ -9,13 +9,13 @@ import datetime as dt
 
 import dagster as dg
 
-from nvi_batch.defs.candidates import refresh_candidates_job
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.reports import year_report_job, year_reports
-from nvi_batch.defs.resources import NviStoreResource
+from nvi_batch.defs.candidates.assets import refresh_candidates_job
+from nvi_batch.defs.reports.year_reports import year_report_job, year_reports
 from nvi_batch.domain.instants import SCHEDULE_TIMEZONE
 from nvi_batch.domain.period import PeriodStatus
 from nvi_batch.engine.control import pause_reason
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import NviStoreResource
 
 
 def _registered_years(context: dg.ScheduleEvaluationContext, years: list[str]) -> list[str]:

@@ -1,18 +1,22 @@
-"""The year-partitioned assets periods and candidates, and the jobs that refresh them."""
+"""The year-partitioned candidates asset and the job that refreshes a year of it."""
 
 import dagster as dg
 
-from nvi_batch.defs.checks import (
+from nvi_batch.defs.candidates.checks import (
     BLOCKING_CHECKS,
     candidate_check_specs,
     every_item_accounted_for,
     no_dead_letters,
     period_consistent,
 )
-from nvi_batch.defs.config import RefreshCandidatesConfig
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.running import (
+from nvi_batch.defs.periods.assets import periods
+from nvi_batch.domain.jobs import BatchStatus, JobType
+from nvi_batch.engine import processors
+from nvi_batch.engine.accounting import audit_year
+from nvi_batch.lib.config import RefreshCandidatesConfig
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import NviStoreResource
+from nvi_batch.lib.running import (
     batch_status_on_failure,
     fail_if_stopped,
     guarded_store,
@@ -24,27 +28,8 @@ from nvi_batch.defs.running import (
     tag_batch_status,
     year_count,
 )
-from nvi_batch.domain.jobs import BatchStatus, JobType
-from nvi_batch.engine import processors
-from nvi_batch.engine.accounting import audit_year
-from nvi_batch.engine.periods import refresh_periods
-from nvi_batch.tags import JOB_TYPE_TAG
-
-
-@dg.asset(
-    partitions_def=reporting_year_partitions,
-    group_name="nvi",
-    kinds={"python"},
-    description="The reporting period of a year, refreshed (written back with a new version) under its lock.",
-)
-def periods(context: dg.AssetExecutionContext, nvi_store: NviStoreResource) -> dg.MaterializeResult:
-    report = refresh_periods(guarded_store(open_store(nvi_store)), [context.partition_key])
-    metadata = {name: dg.MetadataValue.int(value) for name, value in report.counters.as_dict().items()
-                if isinstance(value, int)}
-    metadata["duration_seconds"] = dg.MetadataValue.float(round(report.duration_seconds, 3))
-    if report.errors:
-        raise dg.Failure(description="; ".join(report.errors.values()), metadata=metadata)
-    return dg.MaterializeResult(metadata=metadata)
+from nvi_batch.lib.selection import with_own_checks
+from nvi_batch.lib.tags import JOB_TYPE_TAG
 
 
 @dg.asset(
@@ -83,14 +68,6 @@ def candidates(
     return dg.MaterializeResult(metadata=metadata, check_results=check_results)
 
 
-def with_own_checks(asset: dg.AssetsDefinition) -> dg.AssetSelection:
-    """The asset and the checks its own op evaluates, without checks defined elsewhere on it: the
-    whole-store freshness checks run from their own sensor, not as a step of every year's run. Being
-    one step, such a job runs in the run's own process (the in-process executor): a step process of
-    its own would load the definitions a second time."""
-    return dg.AssetSelection.assets(asset).without_checks() | dg.AssetSelection.checks(*asset.check_keys)
-
-
 refresh_candidates_job = dg.define_asset_job(
     "refresh_candidates_job",
     selection=with_own_checks(candidates),
@@ -99,12 +76,4 @@ refresh_candidates_job = dg.define_asset_job(
     tags={JOB_TYPE_TAG: str(JobType.REFRESH_CANDIDATES)},
 )
 
-refresh_periods_job = dg.define_asset_job(
-    "refresh_periods_job",
-    selection=with_own_checks(periods),
-    description=f"{JobType.REFRESH_PERIODS} for one reporting year.",
-    executor_def=dg.in_process_executor,
-    tags={JOB_TYPE_TAG: str(JobType.REFRESH_PERIODS)},
-)
-
-defs = dg.Definitions(assets=[periods, candidates], jobs=[refresh_candidates_job, refresh_periods_job])
+defs = dg.Definitions(assets=[candidates], jobs=[refresh_candidates_job])

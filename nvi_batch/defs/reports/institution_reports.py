@@ -25,9 +25,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from nvi_batch.defs.candidates import candidates
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.resources import DEFAULT_DATA_DIR, NviStoreResource, PublicationSourceResource
+from nvi_batch.defs.candidates.assets import candidates
 from nvi_batch.domain.instants import timestamp, utc_now
 from nvi_batch.domain.institution_reports import (
     AUTHOR_SHARES,
@@ -37,6 +35,9 @@ from nvi_batch.domain.institution_reports import (
 )
 from nvi_batch.domain.report_format import ReportLayout
 from nvi_batch.engine.institution_reports import InstitutionReports, build_institution_reports
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import DEFAULT_DATA_DIR, NviStoreResource, PublicationSourceResource
+from nvi_batch.lib.tags import JOB_TYPE_TAG
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
 from nvi_batch.storage.report_files import (
     DBH_MAPPING_FILE,
@@ -47,7 +48,6 @@ from nvi_batch.storage.report_files import (
     S3ReportFiles,
     read_mapping_text,
 )
-from nvi_batch.tags import JOB_TYPE_TAG
 
 DEFAULT_LINK_EXPIRY_SECONDS = 3600
 LAYOUTS = (AUTHOR_SHARES, INSTITUTION_REPORT, PUBLICATION_POINTS_REPORT)

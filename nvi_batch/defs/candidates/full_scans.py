@@ -12,15 +12,21 @@ from dataclasses import dataclass
 import dagster as dg
 from pydantic import Field
 
-from nvi_batch.defs.config import StepConfig, StepLimits, checked_run_config
-from nvi_batch.defs.migrations import MigrationOptions, run_migration
-from nvi_batch.defs.resources import (
+from nvi_batch.defs.candidates.migrations import MigrationOptions, run_migration
+from nvi_batch.domain.jobs import BatchStatus, JobType
+from nvi_batch.domain.payloads import MAX_PARALLEL_SEGMENTS
+from nvi_batch.engine import processors
+from nvi_batch.engine.counters import StepCounters
+from nvi_batch.engine.scans import SegmentScan
+from nvi_batch.engine.step import StepReport
+from nvi_batch.lib.config import StepConfig, StepLimits, checked_run_config
+from nvi_batch.lib.resources import (
     SEGMENT_IO_MANAGER_KEY,
     NviStoreResource,
     PublicationSourceResource,
     segment_executor_for_deployment,
 )
-from nvi_batch.defs.running import (
+from nvi_batch.lib.running import (
     batch_status,
     batch_status_on_failure,
     fail_if_stopped,
@@ -29,13 +35,7 @@ from nvi_batch.defs.running import (
     run_step,
     tag_batch_status,
 )
-from nvi_batch.domain.jobs import BatchStatus, JobType
-from nvi_batch.domain.payloads import MAX_PARALLEL_SEGMENTS
-from nvi_batch.engine import processors
-from nvi_batch.engine.counters import StepCounters
-from nvi_batch.engine.scans import SegmentScan
-from nvi_batch.engine.step import StepReport
-from nvi_batch.tags import JOB_TYPE_TAG
+from nvi_batch.lib.tags import JOB_TYPE_TAG
 
 DEFAULT_SEGMENTS = 10
 MAX_SEGMENTS = MAX_PARALLEL_SEGMENTS

@@ -13,11 +13,13 @@ from collections import defaultdict
 import dagster as dg
 from pydantic import Field, ValidationError, field_validator
 
-from nvi_batch.defs.alerts import AlertBook, post_alert
-from nvi_batch.defs.config import checked_run_config, config_problems
-from nvi_batch.defs.partitions import reporting_year_partitions
-from nvi_batch.defs.resources import NviStoreResource
-from nvi_batch.defs.work_items import LedgerJob, is_work_item, process_work_items_job, work_items_run_config
+from nvi_batch.defs.operations.alerts import AlertBook, post_alert
+from nvi_batch.defs.operations.work_items import (
+    LedgerJob,
+    is_work_item,
+    process_work_items_job,
+    work_items_run_config,
+)
 from nvi_batch.domain.bounded import echo
 from nvi_batch.domain.identifiers import (
     CANDIDATE_ID_EXAMPLE,
@@ -30,10 +32,13 @@ from nvi_batch.domain.identifiers import (
 from nvi_batch.domain.instants import SCHEDULE_TIMEZONE, timestamp, utc_now
 from nvi_batch.engine.control import ALERT_WEBHOOK_SETTING, pause_reason
 from nvi_batch.engine.step import DEFAULT_BATCH_SIZE
+from nvi_batch.lib.config import checked_run_config, config_problems
+from nvi_batch.lib.partitions import reporting_year_partitions
+from nvi_batch.lib.resources import NviStoreResource
+from nvi_batch.lib.tags import JOB_TYPE_TAG, PARTITION_TAG, SCOPE_TAG, TRIGGER_TAG
 from nvi_batch.settings import ALERT_AFTER_FAILURES, SettingInvalid
 from nvi_batch.storage.legacy_queue import LEGACY_QUEUE_PARTITION, drain_legacy_queue
 from nvi_batch.storage.protocol import LedgerStatus
-from nvi_batch.tags import JOB_TYPE_TAG, PARTITION_TAG, SCOPE_TAG, TRIGGER_TAG
 
 MAX_REDRIVE_IDS = 10_000
 

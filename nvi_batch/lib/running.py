@@ -28,7 +28,7 @@ from nvi_batch.engine.resilience import (
 )
 from nvi_batch.engine.scans import IdListScan, Scan, YearScan
 from nvi_batch.engine.step import Processor, StepReport, StepSettings, run_candidate_step
-from nvi_batch.tags import BATCH_STATUS_TAG
+from nvi_batch.lib.tags import BATCH_STATUS_TAG
 
 FAILED_ITEMS_SHOWN = 20
 REFUSED_IDS_SHOWN = 20

@@ -10,11 +10,11 @@ Which ones block downstream assets, and why:
 
 import dagster as dg
 
-from nvi_batch.defs.partitions import reporting_year_partitions
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.period import validate_period
 from nvi_batch.engine.accounting import YearAudit
 from nvi_batch.engine.step import StepReport
+from nvi_batch.lib.partitions import reporting_year_partitions
 from nvi_batch.storage.protocol import LedgerStatus
 
 CANDIDATES = dg.AssetKey("candidates")

@@ -1,0 +1,1 @@
+"""What the rooms of defs/ share: run config, resources, partitions, tags, and the glue to the engine."""
