@@ -6,7 +6,7 @@ changes nothing (the engine still writes the candidate back, with a new version,
 it). `needs_document(candidate)` says whether this candidate lacks anything the document could give,
 so the S3 document is fetched only for candidates with something to fill.
 
-A document is read as nva-nvi's `PublicationLoaderService` reads it (`domain/publication.py`): a
+A document is read as nva-nvi's `PublicationLoaderService` reads it (`domain/publication/`): a
 document that parser refuses (two titles, two years, an organization with two countries, ...) is
 `DocumentUnusable` with the parser's reason, and nothing is taken from it. The values written have
 the shapes of nva-nvi's Db records (`DbPublicationDetails`, `DbPublicationDate`, `DbPageCount`,
