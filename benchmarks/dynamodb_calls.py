@@ -30,11 +30,15 @@ import boto3
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nvi_batch.demo_data import demo_candidates, demo_periods  # noqa: E402
-from nvi_batch.domain.items import next_write  # noqa: E402
+from nvi_batch.domain.items import (  # noqa: E402
+    PUBLICATION_HASH_KEY,
+    YEAR_HASH_KEY,
+    next_write,  # noqa: E402
+)
 from nvi_batch.engine import processors  # noqa: E402
 from nvi_batch.engine.scans import YearScan  # noqa: E402
 from nvi_batch.engine.step import StepSettings, run_candidate_step  # noqa: E402
-from nvi_batch.storage.dynamodb import PUBLICATION_HASH_KEY, YEAR_HASH_KEY, DynamoDbStore  # noqa: E402
+from nvi_batch.storage.dynamodb import DynamoDbStore  # noqa: E402
 from nvi_batch.storage.dynamodb.capacity import (  # noqa: E402
     WriteCapacityLimiter,
     item_size,

@@ -9,16 +9,6 @@
 The items of the nva-nvi table and their attributes are described in `nvi_batch/domain/items.py`.
 """
 
-from nvi_batch.domain.items import (
-    HASH_KEY,
-    PUBLICATION_HASH_KEY,
-    PUBLICATION_INDEX,
-    PUBLICATION_RANGE_KEY,
-    RANGE_KEY,
-    YEAR_HASH_KEY,
-    YEAR_INDEX,
-    YEAR_RANGE_KEY,
-)
 from nvi_batch.storage.dynamodb.ledger import LEDGER_JOBS, DynamoDbLedger
 from nvi_batch.storage.dynamodb.store import MAX_TRANSACTION_ACTIONS, DynamoDbStore
 from nvi_batch.storage.dynamodb.tables import (
@@ -29,18 +19,10 @@ from nvi_batch.storage.dynamodb.tables import (
 )
 
 __all__ = [
-    "HASH_KEY",
     "LEDGER_HASH_KEY",
     "LEDGER_JOBS",
     "LEDGER_RANGE_KEY",
     "MAX_TRANSACTION_ACTIONS",
-    "PUBLICATION_HASH_KEY",
-    "PUBLICATION_INDEX",
-    "PUBLICATION_RANGE_KEY",
-    "RANGE_KEY",
-    "YEAR_HASH_KEY",
-    "YEAR_INDEX",
-    "YEAR_RANGE_KEY",
     "DynamoDbLedger",
     "DynamoDbStore",
     "ledger_table_definition",
