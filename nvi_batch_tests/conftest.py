@@ -11,6 +11,7 @@ from nvi_batch.definitions import silence_known_dagster_notices
 from nvi_batch.storage.sql import SqlStore
 from nvi_batch_tests.aws import dynamodb_store, moto_server
 from nvi_batch_tests.backends import empty_sql_store, throwaway_postgres_database
+from nvi_batch_tests.instances import copy_storage_template
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "expanded-publications"
 
@@ -100,8 +101,8 @@ def shared_fixtures() -> Path:
 
 @pytest.fixture
 def dagster_home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
+    """DAGSTER_HOME for this test alone, its storage created and empty."""
+    home = copy_storage_template(tmp_path / "dagster_home")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     return home
 

@@ -12,6 +12,7 @@ from nvi_batch.cli import seed_store
 from nvi_batch.definitions import defs
 from nvi_batch.lib.partitions import reporting_year_partitions
 from nvi_batch.lib.resources import SqlStoreResource
+from nvi_batch_tests.instances import instance_for_test
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,7 @@ def execute_year(instance: dg.DagsterInstance, store: SqlStoreResource, year: st
 
 
 def test_a_run_of_a_year_with_a_period_works_on_an_instance_that_never_heard_of_the_year(seeded_store):
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         result = execute_year(instance, seeded_store, "2024")
 
         assert result.success
@@ -40,7 +41,7 @@ def test_a_run_of_a_year_with_a_period_works_on_an_instance_that_never_heard_of_
 
 def test_a_run_of_a_year_without_a_period_registers_nothing_and_fails_naming_the_year(seeded_store):
     assert "2019" not in seeded_store.open().period_years()
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         result = execute_year(instance, seeded_store, "2019")
 
         assert not result.success

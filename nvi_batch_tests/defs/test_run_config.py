@@ -13,6 +13,7 @@ from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.lib.config import RefreshCandidatesConfig, op_config_problems
 from nvi_batch.lib.partitions import add_reporting_years
 from nvi_batch.lib.resources import SqlStoreResource
+from nvi_batch_tests.instances import instance_for_test
 from nvi_batch_tests.migrations.conftest import OpenedStore
 from nvi_batch_tests.snapshots import store_contents
 
@@ -83,7 +84,7 @@ REFUSED = [
 @pytest.fixture(scope="module")
 def instance():
     """One instance for the module: no test here may leave a run in it."""
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield instance
 
 
@@ -130,7 +131,7 @@ def test_good_run_configs_pass_the_same_check():
 
 @pytest.fixture(scope="module")
 def year_runs_instance():
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         add_reporting_years(instance, ["2024"])
         yield instance
 

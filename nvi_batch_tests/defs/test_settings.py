@@ -22,6 +22,7 @@ from nvi_batch.settings import (
     PROCESSING_ENABLED,
     SettingInvalid,
 )
+from nvi_batch_tests.instances import instance_for_test
 
 BAD_SETTINGS = {"NVI_ALERT_AFTER_FAILURES": "abc", "PROCESSING_ENABLED": "maybe", "NVI_CODE_SERVER_PORT": "http",
                 "NVI_REPORT_LINK_EXPIRY_SECONDS": "1 hour"}
@@ -79,7 +80,7 @@ def resource(tmp_path):
 
 @pytest.fixture(scope="module")
 def instance():
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield instance
 
 
@@ -117,7 +118,7 @@ def test_an_unknown_deployment_loads_and_every_use_of_the_store_says_what_to_fix
     assert isinstance(resources["nvi_store"], UnusableStoreResource)
     with pytest.raises(SettingInvalid, match='NVI_DEPLOYMENT="prod" is not local or production'):
         resources["publications"].open()
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         result = archive_ledger_job.execute_in_process(instance=instance, resources=resources, raise_on_error=False)
     assert not result.success
     assert 'NVI_DEPLOYMENT="prod" is not local or production' in str(

@@ -14,6 +14,7 @@ from nvi_batch.demo_data import demo_candidates, demo_periods
 from nvi_batch.lib.resources import LocalPublicationsResource
 from nvi_batch.storage.publications import write_documents
 from nvi_batch.storage.sql import SqlStore
+from nvi_batch_tests.instances import instance_for_test
 from nvi_batch_tests.migrations.builders import stripped
 from nvi_batch_tests.migrations.conftest import OpenedStore
 
@@ -22,7 +23,7 @@ SEGMENTS = 4
 
 @pytest.fixture(scope="module")
 def instance():
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield instance
 
 
@@ -110,7 +111,7 @@ def test_the_segments_run_in_processes_of_their_own(tmp_path, monkeypatch):
     before = seed(store, count=32)
     monkeypatch.setenv("NVI_DATABASE_URL", store.url)  # for the step processes' store resource
 
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         # Loaded from a module, as a code location is: the forkserver preloads that module.
         job = ReconstructableRepository.for_module(
             "nvi_batch_tests.migrations.scan_location", "defs", working_directory=str(Path(__file__).parents[2])

@@ -15,6 +15,7 @@ from nvi_batch.lib.resources import LocalPublicationsResource, S3PublicationsRes
 from nvi_batch.storage.protocol import LedgerStatus
 from nvi_batch.storage.publications import build_document, write_documents
 from nvi_batch_tests.aws import REGION
+from nvi_batch_tests.instances import instance_for_test
 from nvi_batch_tests.migrations.builders import YEAR, bucket_uri, stripped, year_candidates
 from nvi_batch_tests.migrations.conftest import OpenedStore
 from nvi_batch_tests.migrations.documents import BROKEN, broken_document
@@ -23,7 +24,7 @@ from nvi_batch_tests.migrations.documents import BROKEN, broken_document
 @pytest.fixture(scope="module")
 def instance():
     """One instance for the module: runs are told apart by id, and creating one costs seconds."""
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         add_reporting_years(instance, [YEAR])
         yield instance
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
 from nvi_batch.domain.candidate import is_reportable
 from nvi_batch.domain.period import Period
 from nvi_batch.lib.partitions import add_reporting_years
+from nvi_batch_tests.instances import instance_for_test
 from nvi_batch_tests.migrations.builders import year_candidates
 from nvi_batch_tests.migrations.conftest import OpenedStore
 
@@ -27,7 +27,7 @@ def period(year: str, start: dt.datetime, reporting: dt.datetime) -> Period:
 
 @pytest.fixture(scope="module")
 def instance():
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         add_reporting_years(instance, [CLOSED, OPEN])
         yield instance
 

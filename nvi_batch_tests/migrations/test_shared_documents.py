@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import re
 
-import dagster as dg
 import pytest
 
 from nvi_batch.definitions import defs
@@ -20,6 +19,7 @@ from nvi_batch.domain.publication import PublicationRejected, parse_publication
 from nvi_batch.lib.partitions import add_reporting_years
 from nvi_batch.lib.resources import LocalPublicationsResource
 from nvi_batch_tests.backends import empty_sql_store
+from nvi_batch_tests.instances import instance_for_test
 from nvi_batch_tests.migrations.builders import YEAR, bucket_uri, year_candidates
 from nvi_batch_tests.migrations.conftest import OpenedStore
 from nvi_batch_tests.migrations.nva_examples import NTNU_ID, SIKT_ID
@@ -111,7 +111,7 @@ def test_top_level_nvi_organizations_are_db_organizations_of_the_creators_instit
 
 @pytest.fixture(scope="module")
 def instance():
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         add_reporting_years(instance, [YEAR])
         yield instance
 

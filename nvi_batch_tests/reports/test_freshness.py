@@ -19,6 +19,7 @@ from nvi_batch.defs.operations.freshness import (
 from nvi_batch.demo_data import demo_candidates
 from nvi_batch.lib.partitions import add_reporting_years
 from nvi_batch.lib.resources import SqlStoreResource
+from nvi_batch_tests.instances import instance_for_test
 from nvi_batch_tests.reports import known_year as k
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -48,7 +49,7 @@ def store(sql_store):
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield instance
 
 

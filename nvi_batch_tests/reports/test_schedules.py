@@ -12,6 +12,7 @@ from nvi_batch.demo_data import DemoShape, demo_periods
 from nvi_batch.engine.control import PAUSED_SETTING
 from nvi_batch.lib.partitions import add_reporting_years
 from nvi_batch.lib.resources import SqlStoreResource
+from nvi_batch_tests.instances import instance_for_test
 
 OSLO = ZoneInfo("Europe/Oslo")
 # Demo periods: year Y opens 1 January Y, reporting date 31 March Y+1 (23:59:59 UTC).
@@ -29,7 +30,7 @@ def store_resource(tmp_path):
 
 @pytest.fixture
 def instance():
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         add_reporting_years(instance, ["2023", "2024", "2025", "2026"])  # 2040 is not a partition yet
         yield instance
 
