@@ -150,19 +150,24 @@ def run_candidate_step(
         # finished. The work ahead reads with one plain attempt; the chunk's guarded read retries it.
         report.stopped = guarded.call(control.stop_reason)
         if report.stopped is None:
+            # The last chunk saves no checkpoint: the scan's is cleared right after it (a crash in
+            # between redoes that chunk), and a run of one chunk that did not resume has none to clear.
             with _cyclic_gc_paused() as chunk_done:
-                for number, (chunk_ids, read_ahead) in enumerate(_read_ahead(chunks, runner.prepare)):
-                    if number > 0:
+                chunks_run = 0
+                for chunk_ids, read_ahead, last in _read_ahead(chunks, runner.prepare):
+                    if chunks_run > 0:
                         report.stopped = guarded.call(control.stop_reason)
                         if report.stopped is not None:
                             break
-                    counters = runner.run_chunk(chunk_ids, report, open_in_ledger, read_ahead)
+                    counters = runner.run_chunk(chunk_ids, report, open_in_ledger, read_ahead,
+                                                save_checkpoint=not last)
+                    chunks_run += 1
                     chunk_done()
                     report.counters.add(counters)
                     cursor = report.reached = chunk_ids[-1]
                 else:
                     report.scan_finished = settings.max_items is None
-                    if not settings.dry_run:
+                    if not settings.dry_run and (report.resumed_from is not None or chunks_run > 1):
                         scan.clear_checkpoint(guarded, settings.job)
     except DependencyUnavailable as error:
         report.stopped = f"dependency unavailable: {error}"
@@ -222,21 +227,22 @@ def _cap(count: int, limit: int | None) -> int:
     return count if limit is None else max(0, min(count, limit))
 
 
-def _read_ahead(chunks: Iterator[list[str]], prepare) -> Iterator[tuple[list[str], concurrent.futures.Future]]:
+def _read_ahead(chunks: Iterator[list[str]], prepare) -> Iterator[tuple[list[str], concurrent.futures.Future, bool]]:
     """Each chunk with its read and processing (`prepare`) already under way on a thread of its own:
     the next chunk is read and processed while this one is written. The write mostly waits for the
     database (the GIL released), so our CPU work and the database's overlap and both cores are used.
     At most two chunks are held: the one being written and the one being prepared. Writes stay in
-    chunk order on the caller's thread, each with its checkpoint, so a killed run loses nothing."""
+    chunk order on the caller's thread, each with its checkpoint, so a killed run loses nothing.
+    The third value says whether the chunk is the scan's last (the next one is already known)."""
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nvi-read-ahead") as pool:
         current = None
         for ids in chunks:
             upcoming = (ids, pool.submit(prepare, ids))
             if current is not None:
-                yield current
+                yield (*current, False)
             current = upcoming
         if current is not None:
-            yield current
+            yield (*current, True)
 
 
 def _chunks(pages: Iterator[list[str]], max_items: int | None) -> Iterator[list[str]]:
@@ -355,11 +361,12 @@ class _StepRunner:
         return _Prepared(counters, failures, to_write, before)
 
     def run_chunk(self, chunk_ids: list[str], report: StepReport, open_in_ledger: set[str],
-                  read_ahead: concurrent.futures.Future | None = None) -> StepCounters:
+                  read_ahead: concurrent.futures.Future | None = None, save_checkpoint: bool = True) -> StepCounters:
         prepared = read_ahead.result() if read_ahead is not None else None
         counters = prepared.counters if prepared is not None else StepCounters()
         failures: dict[str, BaseException] = {}  # item id → why it failed in this chunk
-        checkpoint = self.scan.checkpoint(self.settings.job, chunk_ids[-1], self.settings.run_id)
+        checkpoint = (self.scan.checkpoint(self.settings.job, chunk_ids[-1], self.settings.run_id)
+                      if save_checkpoint else None)
         pending = list(chunk_ids)
         written: list[str] = []
         for round_number in range(self.settings.conflict_rereads + 1):
