@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nvi_batch.domain.candidate import ApprovalItem, CandidateAggregate, NoteItem
 from nvi_batch.domain.errors import MalformedRecord
@@ -221,6 +221,9 @@ class AggregateWrite:
     written_at: str
     items: list[dict]
     children: list[ApprovalItem | NoteItem]
+    # What a store made of `items` ahead of the write (its `plan_writes`: a SQL row's text), kept with
+    # the plan so that every attempt sends the same; None until then.
+    encoded: object | None = field(default=None, repr=False)
 
     @property
     def revision(self) -> int:

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 
 from nvi_batch.domain.candidate import CandidateAggregate, validate_candidate
 from nvi_batch.domain.diff import diff_records
-from nvi_batch.domain.errors import MalformedRecord
-from nvi_batch.domain.items import planned_write
 from nvi_batch.domain.on_read import apply_on_read_migrations
 from nvi_batch.engine.control import StopControl
 from nvi_batch.engine.counters import StepCounters
@@ -337,19 +335,15 @@ class _StepRunner:
     def prepare(self, ids: list[str]) -> _Prepared | None:
         """Read and process a chunk ahead of its turn (on the read-ahead thread); None when the read
         failed: the chunk's own guarded read then retries it. The writes are planned here too (their
-        versions and `lastWrittenAt` chosen), so that the step's thread has only the write to do."""
+        versions and `lastWrittenAt` chosen, SQL rows encoded), so that the step's thread has only
+        the write to do."""
         try:
             aggregates = self.store.unguarded.read_candidates(ids)
         except Exception:
             return None
         prepared = self._prepare(ids, aggregates, StepCounters())
         if not self.settings.dry_run:
-            now = _iso(_utc_now())
-            for candidate in prepared.to_write:
-                try:
-                    planned_write(candidate, now)
-                except MalformedRecord:  # the store refuses it when written, and it fails alone then
-                    pass
+            self.store.unguarded.plan_writes(prepared.to_write)
         return prepared
 
     def _prepare(self, ids: list[str], aggregates: dict, counters: StepCounters) -> _Prepared:
