@@ -6,7 +6,8 @@ same text for strings, integers, booleans, null, lists and objects, except:
 - floats below 1e-4 in magnitude: orjson writes `0.00001` and `2.5e-7` where the standard library
   writes `1e-05` and `2.5e-07` (every other float is written alike, shortest round trip);
 - integers beyond 64 bits and keys that are not strings, which orjson refuses.
-In those cases (and where a null is written, see `dumps`) the standard library writes the value.
+In those cases (and where a non-finite number became null, see `dumps`) the standard library
+writes the value.
 
 Reading, orjson would turn an integer beyond 64 bits into a float (and the stored text would change
 on write-back): text with a run of 19 or more digits is read by the standard library, as is text
@@ -44,9 +45,10 @@ def dumps(value) -> str:
         text = orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a key that is not a string
         return _stdlib_dumps(value)
-    if b"null" in text or _written_differently(text):
-        # orjson writes NaN and infinities as null: where a null is written, the standard library
-        # writes the value, so that a non-finite number is refused and never stored as null.
+    if _written_differently(text) or (b"null" in text and orjson.loads(text) != value):
+        # orjson writes NaN and infinities as null: where the text read back differs from the value
+        # (a NaN or an infinity where it says null), the standard library writes it and refuses it,
+        # so that a non-finite number is never stored as null.
         return _stdlib_dumps(value)
     return text.decode()
 
@@ -63,7 +65,9 @@ def loads(text: str | bytes):
 
 
 def _written_differently(text: bytes) -> bool:
-    if b"e-" not in text and b"0.0000" not in text:  # the common case, found by a plain byte search
+    # The common case: neither found. Each pattern starts with a literal, which the regex engine
+    # scans for as fast as a byte search (`e-` alone is in many identifiers: `3afec15e-a898...`).
+    if _SHORT_EXPONENT.search(text) is None and _FIXED_TINY.search(text) is None:
         return False
     for match in _SHORT_EXPONENT.finditer(text):
         if match.start() > 0 and text[match.start() - 1] in b"0123456789":

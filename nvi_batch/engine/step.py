@@ -143,20 +143,30 @@ def run_candidate_step(
             log(f"{settings.job} {scan.scope}: resuming after {cursor}")
         open_in_ledger = runner.open_ledger_ids(scan.scope)
         chunks = _chunks(scan.id_pages(guarded, settings.max_batch_size, cursor), settings.max_items)
-        # The read ahead is one plain attempt; the chunk's own guarded read retries it if it failed.
-        for chunk_ids, read_ahead in _read_ahead(chunks, guarded.unguarded.read_candidates):
-            reason = guarded.call(control.stop_reason)
-            if reason is not None:
-                report.stopped = reason
-                break
-            with _cyclic_gc_paused():
-                counters = runner.run_chunk(chunk_ids, report, open_in_ledger, read_ahead)
-            report.counters.add(counters)
-            cursor = report.reached = chunk_ids[-1]
-        else:
-            report.scan_finished = settings.max_items is None
-            if not settings.dry_run:
-                scan.clear_checkpoint(guarded, settings.job)
+        # A chunk is read and processed ahead, while the one before it is written: whether to stop is
+        # asked before any work starts, then between chunks, so that a chunk whose work has begun is
+        # finished. The work ahead reads with one plain attempt; the chunk's guarded read retries it.
+        report.stopped = guarded.call(control.stop_reason)
+        if report.stopped is None:
+            # The last chunk saves no checkpoint: the scan's is cleared right after it (a crash in
+            # between redoes that chunk), and a run of one chunk that did not resume has none to clear.
+            with _cyclic_gc_paused() as chunk_done:
+                chunks_run = 0
+                for chunk_ids, read_ahead, last in _read_ahead(chunks, runner.prepare):
+                    if chunks_run > 0:
+                        report.stopped = guarded.call(control.stop_reason)
+                        if report.stopped is not None:
+                            break
+                    counters = runner.run_chunk(chunk_ids, report, open_in_ledger, read_ahead,
+                                                save_checkpoint=not last)
+                    chunks_run += 1
+                    chunk_done()
+                    report.counters.add(counters)
+                    cursor = report.reached = chunk_ids[-1]
+                else:
+                    report.scan_finished = settings.max_items is None
+                    if not settings.dry_run and (report.resumed_from is not None or chunks_run > 1):
+                        scan.clear_checkpoint(guarded, settings.job)
     except DependencyUnavailable as error:
         report.stopped = f"dependency unavailable: {error}"
     finally:
@@ -183,39 +193,54 @@ def run_candidate_step(
     return report
 
 
+# How many chunks go by between two full runs of the cyclic garbage collector during a step.
+FULL_COLLECTION_EVERY_CHUNKS = 50
+
+
 @contextlib.contextmanager
 def _cyclic_gc_paused():
     """A chunk holds hundreds of JSON aggregates: plain dicts and lists without reference cycles, freed
-    by reference counting. Python's cyclic collector would only walk them again and again (about 8 %
-    of a refresh on SQLite), so it is paused for the chunk and runs once after it."""
+    by reference counting. Python's cyclic collector would walk them again and again as chunks come
+    and go (about 8 % of a refresh), so it is paused for the step; the step calls the function this
+    yields after each chunk, which runs a full collection every FULL_COLLECTION_EVERY_CHUNKS chunks, so
+    that the rare cyclic garbage (tracebacks of failed items) cannot pile up."""
     was_enabled = gc.isenabled()
+    chunks = 0
+
+    def chunk_done():
+        nonlocal chunks
+        chunks += 1
+        if chunks % FULL_COLLECTION_EVERY_CHUNKS == 0:
+            gc.collect()
+
     gc.disable()
     try:
-        yield
+        yield chunk_done
     finally:
         if was_enabled:
             gc.enable()
-            gc.collect(0)
 
 
 def _cap(count: int, limit: int | None) -> int:
     return count if limit is None else max(0, min(count, limit))
 
 
-def _read_ahead(chunks: Iterator[list[str]], read) -> Iterator[tuple[list[str], concurrent.futures.Future]]:
-    """Each chunk with the read of its aggregates already under way on a thread of its own: the next
-    chunk is read while this one is processed and written, so the store's I/O and our CPU overlap.
-    At most two chunks are held: the one being worked on and the one being read. Writes stay in chunk
-    order on the caller's thread, each with its checkpoint, so a killed run loses nothing."""
+def _read_ahead(chunks: Iterator[list[str]], prepare) -> Iterator[tuple[list[str], concurrent.futures.Future, bool]]:
+    """Each chunk with its read and processing (`prepare`) already under way on a thread of its own:
+    the next chunk is read and processed while this one is written. The write mostly waits for the
+    database (the GIL released), so our CPU work and the database's overlap and both cores are used.
+    At most two chunks are held: the one being written and the one being prepared. Writes stay in
+    chunk order on the caller's thread, each with its checkpoint, so a killed run loses nothing.
+    The third value says whether the chunk is the scan's last (the next one is already known)."""
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nvi-read-ahead") as pool:
         current = None
         for ids in chunks:
-            upcoming = (ids, pool.submit(read, ids))
+            upcoming = (ids, pool.submit(prepare, ids))
             if current is not None:
-                yield current
+                yield (*current, False)
             current = upcoming
         if current is not None:
-            yield current
+            yield (*current, True)
 
 
 def _chunks(pages: Iterator[list[str]], max_items: int | None) -> Iterator[list[str]]:
@@ -228,6 +253,16 @@ def _chunks(pages: Iterator[list[str]], max_items: int | None) -> Iterator[list[
             yield page
         if max_items is not None and taken >= max_items:
             return
+
+
+@dataclass
+class _Prepared:
+    """A chunk's candidates read and processed, not yet written: what one round of a chunk works on."""
+
+    counters: StepCounters
+    failures: dict[str, BaseException]
+    to_write: list[CandidateAggregate]
+    before: dict[str, CandidateAggregate]  # copies as read, for a dry run's diffs
 
 
 class _StepRunner:
@@ -297,24 +332,47 @@ class _StepRunner:
                 to_write.append(candidate)
         return to_write
 
+    def prepare(self, ids: list[str]) -> _Prepared | None:
+        """Read and process a chunk ahead of its turn (on the read-ahead thread); None when the read
+        failed: the chunk's own guarded read then retries it. The writes are planned here too (their
+        versions and `lastWrittenAt` chosen, SQL rows encoded), so that the step's thread has only
+        the write to do."""
+        try:
+            aggregates = self.store.unguarded.read_candidates(ids)
+        except Exception:
+            return None
+        prepared = self._prepare(ids, aggregates, StepCounters())
+        if not self.settings.dry_run:
+            self.store.unguarded.plan_writes(prepared.to_write)
+        return prepared
+
+    def _prepare(self, ids: list[str], aggregates: dict, counters: StepCounters) -> _Prepared:
+        failures: dict[str, BaseException] = {i: KeyError(f"candidate {i} not found") for i in ids
+                                              if i not in aggregates}
+        candidates = [aggregates[i] for i in ids if i in aggregates]
+        before = {c.identifier: c.copy() for c in candidates} if self.settings.dry_run else {}
+        to_write = self._process_all(candidates, counters, failures)
+        return _Prepared(counters, failures, to_write, before)
+
     def run_chunk(self, chunk_ids: list[str], report: StepReport, open_in_ledger: set[str],
-                  read_ahead: concurrent.futures.Future | None = None) -> StepCounters:
-        counters = StepCounters()
+                  read_ahead: concurrent.futures.Future | None = None, save_checkpoint: bool = True) -> StepCounters:
+        prepared = read_ahead.result() if read_ahead is not None else None
+        counters = prepared.counters if prepared is not None else StepCounters()
         failures: dict[str, BaseException] = {}  # item id → why it failed in this chunk
-        checkpoint = self.scan.checkpoint(self.settings.job, chunk_ids[-1], self.settings.run_id)
+        checkpoint = (self.scan.checkpoint(self.settings.job, chunk_ids[-1], self.settings.run_id)
+                      if save_checkpoint else None)
         pending = list(chunk_ids)
         written: list[str] = []
         for round_number in range(self.settings.conflict_rereads + 1):
-            aggregates = self._read(pending, read_ahead if round_number == 0 else None)
-            for missing in [i for i in pending if i not in aggregates]:
-                failures[missing] = KeyError(f"candidate {missing} not found")
-            candidates = [aggregates[i] for i in pending if i in aggregates]
-            before = {c.identifier: c.copy() for c in candidates} if self.settings.dry_run else {}
-            to_write = self._process_all(candidates, counters, failures)
+            if prepared is None:
+                prepared = self._prepare(pending, self.store.read_candidates(pending), counters)
+            failures.update(prepared.failures)
+            to_write = prepared.to_write
             if self.settings.dry_run:
-                self._collect_diffs(before, to_write, report)
+                self._collect_diffs(prepared.before, to_write, report)
                 counters.written += len(to_write)
                 break
+            prepared = None
             if round_number == 0:
                 # Record failures before the chunk commits: a crash in between redoes the chunk,
                 # it never loses an item.
@@ -343,15 +401,6 @@ class _StepRunner:
             self.ledger.resolve_items(self.settings.job, resolved)
             open_in_ledger.difference_update(resolved)
         return counters
-
-    def _read(self, ids: list[str], read_ahead: concurrent.futures.Future | None) -> dict:
-        """The chunk's aggregates: from its read-ahead when that succeeded, else read (and retried) now."""
-        if read_ahead is not None:
-            try:
-                return read_ahead.result()
-            except Exception:  # noqa: S110 - the guarded read below retries it, or stops the run
-                pass
-        return self.store.read_candidates(ids)
 
     def _write(self, batch, checkpoint, counters, failures: dict, report) -> WriteResult:
         """Write a batch in one call; if the store refuses it for a bad aggregate, write the rest one by

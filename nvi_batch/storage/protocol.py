@@ -66,6 +66,11 @@ class CandidateStore(Protocol):
     def read_candidates(self, identifiers: Sequence[str]) -> dict[str, CandidateAggregate]:
         """Consistent reads of whole aggregates; ids that do not exist are absent from the result."""
 
+    def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
+        """Choose each aggregate's write now (`items.planned_write`) and prepare what the store can of
+        it before `write_candidates` (the engine calls this on its read-ahead thread). An aggregate
+        that cannot be written is left unplanned: `write_candidates` refuses it, naming why."""
+
     def write_candidates(
         self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None
     ) -> WriteResult:

@@ -394,6 +394,18 @@ class SqlStore:
                 cursor.close()
         return {row[0]: _aggregate(dict(zip(_ROW_COLUMNS, row, strict=True))) for row in rows}
 
+    def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
+        """Plan each write and encode its row (the JSON text of its columns), so that the write itself
+        is one statement to send."""
+        now = utc_now()
+        for candidate in candidates:
+            try:
+                plan = planned_write(candidate, now)
+                if plan.encoded is None:
+                    plan.encoded = self._row(plan)
+            except Exception:  # noqa: S112 - written unplanned, the same error refuses it then, naming why
+                continue
+
     def write_candidates(self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None):
         """One conditional write statement for the chunk, and the checkpoint, in one transaction.
 
@@ -402,7 +414,7 @@ class SqlStore:
         its planned version (written by the attempt whose outcome was unknown) counts as written."""
         now = utc_now()
         plans = [planned_write(candidate, now) for candidate in candidates]
-        rows = [self._row(plan) for plan in plans]
+        rows = [self._row(plan) if plan.encoded is None else plan.encoded for plan in plans]
         with self.engine.begin() as connection:
             cursor = connection.connection.driver_connection.cursor()
             try:

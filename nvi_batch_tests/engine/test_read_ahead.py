@@ -1,4 +1,4 @@
-"""The next chunk is read while this one is written; never more than two chunks are held."""
+"""The next chunk is read while this one is written; never more than two chunks are held; the last saves no checkpoint."""
 
 import threading
 
@@ -61,4 +61,44 @@ def test_the_next_chunk_is_read_before_this_one_is_written_and_two_at_most_are_h
     second_read = store.events.index(("read", reads[1]))
     assert second_read < store.events.index(("written", writes[0])), "chunk 2 was read before chunk 1 was written"
     assert store.held_most == 2
+    store.dispose()
+
+
+class CheckpointCountingStore(SqlStore):
+    """A real SQLite store that counts the checkpoints saved with chunks and the clears of a scan's."""
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self.saved: list[str] = []
+        self.cleared = 0
+
+    def _save_checkpoint(self, connection, checkpoint, now):
+        self.saved.append(checkpoint.cursor)
+        super()._save_checkpoint(connection, checkpoint, now)
+
+    def clear_checkpoint(self, job, scope):
+        self.cleared += 1
+        super().clear_checkpoint(job, scope)
+
+
+def test_the_last_chunk_saves_no_checkpoint_and_a_one_chunk_run_clears_none(tmp_path):
+    store = CheckpointCountingStore(f"sqlite:///{tmp_path / 'nvi.sqlite'}")
+    store.create_schema()
+    shape = DemoShape(years=("2024",), old_row_share=0.0)
+    store.put_periods(demo_periods(shape))
+    store.put_candidates(list(demo_candidates(50, seed=32, shape=shape)))
+    ids = sorted(c for page in store.candidate_id_pages("2024", 100) for c in page)
+
+    chunked = run_candidate_step(store, YearScan("2024"), processors.refresh,
+                                 StepSettings(job="CHECKPOINTS", max_batch_size=10), ledger=store)
+    assert chunked.counters.written == 50
+    assert store.saved == [ids[9], ids[19], ids[29], ids[39]], "every chunk but the last"
+    assert store.cleared == 1 and store.load_checkpoint("CHECKPOINTS", "2024") is None
+
+    store.saved.clear()
+    store.cleared = 0
+    whole = run_candidate_step(store, YearScan("2024"), processors.refresh,
+                               StepSettings(job="CHECKPOINTS"), ledger=store)
+    assert whole.counters.written == 50
+    assert (store.saved, store.cleared) == ([], 0)
     store.dispose()

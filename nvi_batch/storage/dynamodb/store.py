@@ -400,6 +400,12 @@ class DynamoDbStore(DynamoDbLedger):
         except MalformedRecord as error:
             return error
 
+    def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
+        """Plan each write (its versions and `lastWrittenAt`); its transaction is built when it is sent."""
+        now = utc_now()
+        for candidate in candidates:
+            self._next_write(candidate, now)
+
     def write_candidates(self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None):
         """Each aggregate in its own transaction; the checkpoint only once every one of them is written.
 
