@@ -34,6 +34,7 @@ import psycopg2.extras
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods  # noqa: E402
+from nvi_batch.domain.instants import now_timestamp  # noqa: E402
 from nvi_batch.domain.items import (  # noqa: E402
     LAST_WRITTEN_AT,
     PERIOD_YEAR,
@@ -49,7 +50,7 @@ from nvi_batch.domain.on_read import apply_on_read_migrations  # noqa: E402
 from nvi_batch.engine import processors  # noqa: E402
 from nvi_batch.engine.scans import YearScan  # noqa: E402
 from nvi_batch.engine.step import StepSettings, run_candidate_step  # noqa: E402
-from nvi_batch.storage.sql import SqlStore, utc_now  # noqa: E402
+from nvi_batch.storage.sql import SqlStore  # noqa: E402
 from nvi_batch_tests.backends import throwaway_postgres_database  # noqa: E402
 
 YEAR = "2024"
@@ -121,7 +122,7 @@ def plain_loop_refresh(store: SqlStore) -> float:
         rows = cursor.fetchall()
         if not rows:
             break
-        now = utc_now()
+        now = now_timestamp()
         written = [plain_row(row, now) for row in rows]
         if postgres:
             returned = psycopg2.extras.execute_values(cursor, POSTGRES_UPDATE, written, page_size=len(written),

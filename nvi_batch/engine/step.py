@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import datetime as dt
 import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +21,7 @@ from dataclasses import dataclass, field
 
 from nvi_batch.domain.candidate import CandidateAggregate, validate_candidate
 from nvi_batch.domain.diff import aggregate_changes
+from nvi_batch.domain.instants import now_timestamp
 from nvi_batch.domain.on_read import apply_on_read_migrations
 from nvi_batch.engine.control import StopControl
 from nvi_batch.engine.counters import StepCounters
@@ -133,7 +133,7 @@ def run_candidate_step(
     if ledger is not None:  # usually the store itself; either way the same dependency, the same breaker
         guarded_ledger = guarded if ledger is store else GuardedStore(ledger, store_breaker, settings.retry, sleep)
     runner = _StepRunner(guarded, scan, processor, settings, guarded_ledger, processor_breaker, log, sleep)
-    report = StepReport(settings.job, scan.scope, StepCounters(), started_at=_iso(_utc_now()))
+    report = StepReport(settings.job, scan.scope, StepCounters(), started_at=now_timestamp())
     cursor = None
     try:
         if settings.force:
@@ -443,7 +443,7 @@ class _StepRunner:
     def _record_failures(self, failures: dict, counters: StepCounters, report: StepReport) -> None:
         if not failures:
             return
-        now = dt.datetime.now(dt.timezone.utc)
+        now = now_timestamp()
         events = []
         for identifier, error in failures.items():
             classified = classify(error)
@@ -458,7 +458,7 @@ class _StepRunner:
                     error_type=classified.error_type,
                     message=classified.message,
                     run_id=self.settings.run_id,
-                    failed_at=_iso(now),
+                    failed_at=now,
                 )
             )
         failures.clear()
@@ -481,11 +481,4 @@ class _StepRunner:
             if changes:
                 report.sample_diffs.append({"identifier": candidate.identifier, "changes": changes})
 
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 

@@ -12,7 +12,6 @@ All SQL is built with bound parameters; nothing from records or config is pasted
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -24,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from nvi_batch import json_text
 from nvi_batch.domain.candidate import CandidateAggregate, described
 from nvi_batch.domain.errors import MalformedRecord
+from nvi_batch.domain.instants import now_timestamp, shift_timestamp
 from nvi_batch.domain.items import (
     DATA,
     LAST_WRITTEN_AT,
@@ -149,15 +149,6 @@ _SQLITE_ROW_UPDATE = (
     "UPDATE nvi_candidates SET period_year = ?, revision = ?, version = ?, last_written_at = ?, data = ?, "
     "approvals = ?, notes = ?, extra_attributes = ? WHERE identifier = ? AND revision IS ?"
 )
-
-
-def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def shift_instant(instant: str, seconds: float) -> str:
-    moment = dt.datetime.fromisoformat(instant.replace("Z", "+00:00")) + dt.timedelta(seconds=seconds)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _dumps(value) -> str:
@@ -397,7 +388,7 @@ class SqlStore:
     def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
         """Plan each write and encode its row (the JSON text of its columns), so that the write itself
         is one statement to send."""
-        now = utc_now()
+        now = now_timestamp()
         for candidate in candidates:
             try:
                 plan = planned_write(candidate, now)
@@ -412,7 +403,7 @@ class SqlStore:
         Each aggregate's new revision, version and lastWrittenAt are its pending write's, chosen once:
         a retry after a lost reply to COMMIT writes the same values, and a row that already carries
         its planned version (written by the attempt whose outcome was unknown) counts as written."""
-        now = utc_now()
+        now = now_timestamp()
         plans = [planned_write(candidate, now) for candidate in candidates]
         rows = [self._row(plan) if plan.encoded is None else plan.encoded for plan in plans]
         with self.engine.begin() as connection:
@@ -502,7 +493,7 @@ class SqlStore:
         )
 
     def write_period(self, period: Period) -> bool:
-        now, new_version, new_revision = utc_now(), str(uuid.uuid4()), (period.revision or 0) + 1
+        now, new_version, new_revision = now_timestamp(), str(uuid.uuid4()), (period.revision or 0) + 1
         with self.engine.begin() as connection:
             result = connection.execute(
                 periods_table.update()
@@ -564,7 +555,7 @@ class SqlStore:
         after a lost reply) is counted once.
         """
         stored = failures_table.c
-        due = {n: shift_instant(event.failed_at, retry_delay_seconds(n)) for n in range(1, DEAD_AFTER_ATTEMPTS + 1)}
+        due = {n: shift_timestamp(event.failed_at, retry_delay_seconds(n)) for n in range(1, DEAD_AFTER_ATTEMPTS + 1)}
         new_streak = stored.status == LedgerStatus.RESOLVED
         attempts = sa.case((new_streak, 1), else_=stored.attempts + 1)
         failure = {
@@ -612,7 +603,7 @@ class SqlStore:
         run's, after this one's success) stays open."""
         if not item_ids:
             return 0
-        now = utc_now()
+        now = now_timestamp()
         with self.engine.begin() as connection:
             result = connection.execute(
                 failures_table.update()
@@ -667,7 +658,7 @@ class SqlStore:
         archivable = (failures_table.c.status == LedgerStatus.RESOLVED) | (
             (failures_table.c.status == LedgerStatus.DEAD) & (failures_table.c.last_failed_at < older_than)
         )
-        now = utc_now()
+        now = now_timestamp()
         with self.engine.begin() as connection:
             rows = connection.execute(sa.select(failures_table).where(archivable)).mappings().all()
             if rows:

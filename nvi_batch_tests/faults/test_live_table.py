@@ -4,7 +4,8 @@ another year while the run goes on leave the checks green, and the check reports
 import pytest
 
 from nvi_batch.demo_data import DemoShape, demo_candidates
-from nvi_batch.storage.sql import SqlStore, utc_now
+from nvi_batch.domain.instants import now_timestamp
+from nvi_batch.storage.sql import SqlStore
 from nvi_batch_tests.backends import POSTGRES_URL, throwaway_postgres_database
 from nvi_batch_tests.faults.proxy import PostgresFaultProxy
 from nvi_batch_tests.faults.refresh import (
@@ -45,7 +46,7 @@ def test_candidates_added_and_moved_during_a_run_leave_the_checks_green_and_are_
             if commit != WRITES_AFTER_CHUNK:  # the run has committed its first chunks: writes land behind and ahead
                 return
             for candidate in added:
-                candidate.last_written_at = utc_now()  # as the service stamps what it writes
+                candidate.last_written_at = now_timestamp()  # as the service stamps what it writes
             service.put_candidates(added)
             move_to_another_year(service, reached_then_moved)
             move_to_another_year(service, moved_before_reached)

@@ -32,13 +32,13 @@ from hypothesis import strategies as st
 from nvi_batch.defs.candidates.migrations import PeriodLookup, migration_processor
 from nvi_batch.demo_data import DemoShape, demo_candidates
 from nvi_batch.domain.candidate import NoteItem
+from nvi_batch.domain.instants import now_timestamp
 from nvi_batch.domain.items import aggregate_from_items, stored_items
 from nvi_batch.domain.migrations import get_migration, migration_job_key
 from nvi_batch.engine import processors
 from nvi_batch.engine.scans import SegmentScan, YearScan
 from nvi_batch.engine.step import StepSettings, run_candidate_step
 from nvi_batch.storage.publications import LocalPublicationSource, build_document
-from nvi_batch.storage.sql import utc_now
 from nvi_batch_tests.aws import dynamodb_store, moto_server_process
 from nvi_batch_tests.backends import empty_sql_store
 from nvi_batch_tests.conftest import BACKENDS
@@ -238,7 +238,7 @@ def round_trip_and_refresh(backend, aggregates: list[JavaAggregate]) -> None:
     for year in YEARS:
         assert backend.year_ids(year) == index_of(aggregates, year)
 
-    started = utc_now()
+    started = now_timestamp()
     report = refresh_everything(backend.store)
 
     assert report.failures == [] and report.stopped is None

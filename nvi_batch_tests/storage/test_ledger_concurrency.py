@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import threading
 
+from nvi_batch.domain.instants import now_timestamp, shift_timestamp
 from nvi_batch.storage.protocol import FailureEvent, LedgerStatus
-from nvi_batch.storage.sql import SqlStore, shift_instant, utc_now
+from nvi_batch.storage.sql import SqlStore
 
 JOB = "REFRESH_CANDIDATES"
 ITEMS = [f"item-{n}" for n in range(4)]
@@ -48,7 +49,7 @@ def test_runs_failing_the_same_items_at_once_lose_no_attempt(sql_store: SqlStore
     def run(number: int):
         def work():
             for n in range(FAILURES_PER_RUN):
-                at = shift_instant(T0, number * 1000 + n)  # each a distinct event
+                at = shift_timestamp(T0, number * 1000 + n)  # each a distinct event
                 sql_store.record_failures([failure(item, number, at) for item in ITEMS], delay)
         return work
 
@@ -61,12 +62,12 @@ def test_runs_failing_the_same_items_at_once_lose_no_attempt(sql_store: SqlStore
 
 def test_failures_from_before_a_resolution_never_reopen_it_however_they_interleave(sql_store: SqlStore):
     sql_store.record_failures([failure(item, 0, T0) for item in ITEMS], delay)
-    before_the_success = shift_instant(utc_now(), -60)  # these runs failed before the success below
+    before_the_success = shift_timestamp(now_timestamp(), -60)  # these runs failed before the success below
 
     def late_failures(number: int):
         def work():
             for n in range(FAILURES_PER_RUN):
-                sql_store.record_failures([failure(item, number, shift_instant(before_the_success, n / 100))
+                sql_store.record_failures([failure(item, number, shift_timestamp(before_the_success, n / 100))
                                            for item in ITEMS], delay)
         return work
 

@@ -14,10 +14,10 @@ import uuid
 
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.domain.candidate import CandidateAggregate, NoteItem
+from nvi_batch.domain.instants import now_timestamp, shift_timestamp
 from nvi_batch.domain.items import stored_items
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.protocol import Checkpoint, FailureEvent, LedgerStatus
-from nvi_batch.storage.sql import shift_instant, utc_now
 
 JOB = "REFRESH_CANDIDATES"
 OTHER_JOB = "MIGRATE_CANDIDATES"
@@ -277,12 +277,12 @@ def delay(attempts: int) -> float:
 
 
 def test_ledger_counts_attempts_and_an_item_dies_after_three(store):
-    seen = [store.record_failures([event("a", shift_instant(T0, n))], delay)[0] for n in range(3)]
+    seen = [store.record_failures([event("a", shift_timestamp(T0, n))], delay)[0] for n in range(3)]
 
     assert [e.attempts for e in seen] == [1, 2, 3]
     assert [e.status for e in seen] == [LedgerStatus.RETRY_PENDING, LedgerStatus.RETRY_PENDING, LedgerStatus.DEAD]
     assert {e.first_failed_at for e in seen} == {T0}
-    assert seen[1].next_attempt_at == shift_instant(shift_instant(T0, 1), 120.0)
+    assert seen[1].next_attempt_at == shift_timestamp(shift_timestamp(T0, 1), 120.0)
     assert store.failures(job=JOB) == [seen[2]]
 
 
@@ -294,7 +294,7 @@ def test_resolved_items_leave_the_open_set_and_start_over_when_they_fail_again(s
     resolved = store.failures(status=LedgerStatus.RESOLVED)
     assert [e.item_id for e in resolved] == ["a"] and resolved[0].resolved_at is not None
 
-    later = shift_instant(utc_now(), 1)
+    later = shift_timestamp(now_timestamp(), 1)
     again = store.record_failures([event("a", later)], delay)[0]
     assert (again.attempts, again.first_failed_at, again.status) == (1, later, LedgerStatus.RETRY_PENDING)
 
@@ -303,13 +303,13 @@ def test_a_failure_older_than_the_items_resolution_does_not_reopen_it(store):
     store.record_failures([event("a", T0)], delay)
     store.resolve_items(JOB, ["a"])  # it succeeded now, in another run
 
-    stale = store.record_failures([event("a", shift_instant(T0, 60))], delay)[0]  # reported late
+    stale = store.record_failures([event("a", shift_timestamp(T0, 60))], delay)[0]  # reported late
     assert (stale.status, stale.attempts) == (LedgerStatus.RESOLVED, 1)
     assert store.failures(job=JOB)[0].status == LedgerStatus.RESOLVED
 
 
 def test_a_success_older_than_the_items_last_failure_does_not_close_it(store):
-    newer = shift_instant(utc_now(), 3600)  # another run failed it after this run's success
+    newer = shift_timestamp(now_timestamp(), 3600)  # another run failed it after this run's success
     store.record_failures([event("a", newer)], delay)
     assert store.resolve_items(JOB, ["a"]) == 0
     assert store.failures(job=JOB)[0].status == LedgerStatus.RETRY_PENDING
@@ -320,12 +320,12 @@ def test_the_same_failure_recorded_twice_counts_once(store):
     first = store.record_failures([event("a", T0)], delay)[0]
     again = store.record_failures([event("a", T0)], delay)[0]
     assert first == again and again.attempts == 1
-    assert store.record_failures([event("a", shift_instant(T0, 1))], delay)[0].attempts == 2
+    assert store.record_failures([event("a", shift_timestamp(T0, 1))], delay)[0].attempts == 2
 
 
 def test_redrive_resets_attempts_and_bumps_the_generation(store):
     for n in range(3):
-        store.record_failures([event("a", shift_instant(T0, n)), event("b", shift_instant(T0, n), partition="2023")], delay)
+        store.record_failures([event("a", shift_timestamp(T0, n)), event("b", shift_timestamp(T0, n), partition="2023")], delay)
     store.record_failures([event("c")], delay)
 
     assert store.redrive(JOB, partition="2024") == 1
@@ -334,24 +334,24 @@ def test_redrive_resets_attempts_and_bumps_the_generation(store):
     assert store.redrive(JOB, item_ids=["a", "c"]) == 0
     assert store.redrive(JOB) == 1
 
-    after = store.record_failures([event("a", shift_instant(T0, 10))], delay)[0]
+    after = store.record_failures([event("a", shift_timestamp(T0, 10))], delay)[0]
     assert (after.attempts, after.generation, after.status) == (1, 1, LedgerStatus.RETRY_PENDING)
 
 
 def test_due_retries_are_the_pending_items_whose_time_has_come(store):
-    store.record_failures([event("early", T0), event("late", shift_instant(T0, 600), job=OTHER_JOB)], delay)
+    store.record_failures([event("early", T0), event("late", shift_timestamp(T0, 600), job=OTHER_JOB)], delay)
     for n in range(3):
-        store.record_failures([event("dead", shift_instant(T0, n))], delay)
+        store.record_failures([event("dead", shift_timestamp(T0, n))], delay)
 
-    assert store.due_retries(shift_instant(T0, 59)) == []
-    assert [e.item_id for e in store.due_retries(shift_instant(T0, 60))] == ["early"]
-    assert [e.item_id for e in store.due_retries(shift_instant(T0, 3600))] == ["early", "late"]
-    assert [e.item_id for e in store.due_retries(shift_instant(T0, 3600), limit=1)] == ["early"]
+    assert store.due_retries(shift_timestamp(T0, 59)) == []
+    assert [e.item_id for e in store.due_retries(shift_timestamp(T0, 60))] == ["early"]
+    assert [e.item_id for e in store.due_retries(shift_timestamp(T0, 3600))] == ["early", "late"]
+    assert [e.item_id for e in store.due_retries(shift_timestamp(T0, 3600), limit=1)] == ["early"]
 
 
 def test_failures_filter_and_order_newest_first(store):
-    store.record_failures([event("a", T0), event("b", shift_instant(T0, 5), partition="2023")], delay)
-    store.record_failures([event("c", shift_instant(T0, 9), job=OTHER_JOB, error_class="permanent")], delay)
+    store.record_failures([event("a", T0), event("b", shift_timestamp(T0, 5), partition="2023")], delay)
+    store.record_failures([event("c", shift_timestamp(T0, 9), job=OTHER_JOB, error_class="permanent")], delay)
 
     assert [e.item_id for e in store.failures()] == ["c", "b", "a"]
     assert [e.item_id for e in store.failures(job=JOB)] == ["b", "a"]
@@ -364,14 +364,14 @@ def test_failures_filter_and_order_newest_first(store):
 
 def test_archive_moves_resolved_and_old_dead_items_out(store):
     for n in range(3):
-        store.record_failures([event("old-dead", shift_instant(T0, n))], delay)
-        store.record_failures([event("new-dead", shift_instant(T0, 86400 + n), job=OTHER_JOB)], delay)
+        store.record_failures([event("old-dead", shift_timestamp(T0, n))], delay)
+        store.record_failures([event("new-dead", shift_timestamp(T0, 86400 + n), job=OTHER_JOB)], delay)
     store.record_failures([event("resolved"), event("pending")], delay)
     store.resolve_items(JOB, ["resolved"])
 
-    assert store.archive_failures(older_than=shift_instant(T0, 3600)) == 2
+    assert store.archive_failures(older_than=shift_timestamp(T0, 3600)) == 2
     assert sorted(e.item_id for e in store.failures()) == ["new-dead", "pending"]
-    assert store.archive_failures(older_than=shift_instant(T0, 3600)) == 0
+    assert store.archive_failures(older_than=shift_timestamp(T0, 3600)) == 0
 
 
 # -- settings --------------------------------------------------------------------------------

@@ -402,7 +402,7 @@ class DynamoDbStore(DynamoDbLedger):
 
     def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
         """Plan each write (its versions and `lastWrittenAt`); its transaction is built when it is sent."""
-        now = utc_now()
+        now = now_timestamp()
         for candidate in candidates:
             self._next_write(candidate, now)
 
