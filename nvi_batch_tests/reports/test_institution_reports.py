@@ -249,6 +249,21 @@ def test_without_documents_the_document_columns_are_empty_and_the_rest_is_there(
     assert result.documents_fetched == 0
 
 
+def test_a_document_the_publication_parser_refuses_leaves_its_columns_empty_and_is_named(sql_store, tmp_path):
+    publications = LocalPublicationSource(tmp_path / "publications")
+    y.put_institution_year(sql_store, publications)
+    twice_named = y.known_documents()[y.bucket_uri(1)]
+    twice_named["body"]["entityDescription"]["reference"]["publicationContext"]["name"] = ["Journal of Fjords", "Fjords"]
+    publications.put(y.bucket_uri(1), twice_named)
+    result = build(sql_store, publications, tmp_path)
+    assert result.documents_unusable_count == 2  # c1's, refused, and c3's, absent
+    assert result.documents_unusable[0][0] == y.ident(1)
+    assert "Publication channel name is repeated" in result.documents_unusable[0][1]
+    row = csv_rows(result.files["author_shares.csv"])[1]
+    assert row[AUTHOR_SHARES.index("PUBLISERINGSKANALNAVN")] == row[AUTHOR_SHARES.index("PRINT_ISSN")] == ""
+    assert row[AUTHOR_SHARES.index("PUBLISERINGSPOENG")] == "0.4083"
+
+
 def test_republishing_removes_institution_files_the_year_no_longer_has(sql_store, tmp_path):
     publications = LocalPublicationSource(tmp_path / "publications")
     y.put_institution_year(sql_store, publications)
