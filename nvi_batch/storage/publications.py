@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from nvi_batch.demo_data import demo_channel
 from nvi_batch.domain.candidate import VERIFIED_CREATOR, CandidateAggregate
 from nvi_batch.domain.errors import DocumentUnusable
 
@@ -230,11 +231,7 @@ def build_document(candidate: CandidateAggregate) -> dict:
             "contributorsCount": details.get("contributorCount", len(candidate.data.get("creators") or [])),
             "reference": {
                 "type": "Reference",
-                "publicationContext": {
-                    "type": (calculation.get("publicationChannel") or {}).get("channelType"),
-                    "id": (calculation.get("publicationChannel") or {}).get("id"),
-                    "scientificValue": (calculation.get("publicationChannel") or {}).get("scientificValue"),
-                },
+                "publicationContext": _document_channel(calculation.get("publicationChannel") or {}),
                 "publicationInstance": {"type": calculation.get("instanceType"), "pages": _document_pages(details)},
             },
         },
@@ -242,6 +239,16 @@ def build_document(candidate: CandidateAggregate) -> dict:
     if details.get("abstractText"):
         body["entityDescription"]["abstract"] = details["abstractText"]
     return {"body": body, "consumptionAttributes": {"index": "resources", "documentIdentifier": identifier}}
+
+
+def _document_channel(channel: dict) -> dict:
+    """The candidate's channel as the document names it: its id, type and level, and the name and
+    ISSNs the candidate does not hold (the reports' channel columns come from these)."""
+    context = {"type": channel.get("channelType"), "id": channel.get("id"),
+               "scientificValue": channel.get("scientificValue")}
+    if channel.get("id") and channel.get("channelType"):
+        context.update(demo_channel(channel["id"], channel["channelType"]))
+    return context
 
 
 def _contributor(creator: dict, sequence: int) -> dict:

@@ -29,6 +29,7 @@ from nvi_batch.defs.institution_reports import (
     required_columns_check,
 )
 from nvi_batch.defs.partitions import add_reporting_years
+from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.defs.resources import (
     DynamoDbStoreResource,
     LocalPublicationsResource,
@@ -42,7 +43,7 @@ from nvi_batch.domain.institution_reports import (
     DbhMapping,
 )
 from nvi_batch.engine.institution_reports import build_institution_reports
-from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
+from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource, write_documents
 from nvi_batch.storage.report_files import LocalReportFiles, ReportPathRefused
 from nvi_batch_tests.aws import REGION, dynamodb_store
 from nvi_batch_tests.backends import empty_sql_store
@@ -262,6 +263,24 @@ def test_a_document_the_publication_parser_refuses_leaves_its_columns_empty_and_
     row = csv_rows(result.files["author_shares.csv"])[1]
     assert row[AUTHOR_SHARES.index("PUBLISERINGSKANALNAVN")] == row[AUTHOR_SHARES.index("PRINT_ISSN")] == ""
     assert row[AUTHOR_SHARES.index("PUBLISERINGSPOENG")] == "0.4083"
+
+
+def test_the_demo_documents_fill_the_channel_columns_as_nva_nvis_index_document_does(sql_store, tmp_path):
+    candidates = list(demo_candidates(120, seed=5, shape=DemoShape(years=(y.YEAR,))))
+    sql_store.put_periods(demo_periods())
+    sql_store.put_candidates(candidates)
+    publications = LocalPublicationSource(tmp_path / "publications")
+    write_documents(publications, candidates)
+    staging = tmp_path / "staging"
+    result = build_institution_reports(sql_store, publications, y.YEAR, MOMENTS["Open"], DbhMapping(), staging)
+    assert result.documents_unusable_count == 0
+    for name, layout, issn in (("author_shares.csv", AUTHOR_SHARES, "PRINT_ISSN"),
+                               ("institution_report.csv", INSTITUTION_REPORT, "ISSN")):
+        rows = [dict(zip(layout.header, row, strict=True)) for row in csv_rows(result.files[name])[1:]]
+        assert rows and all(row["PUBLISERINGSKANALNAVN"] for row in rows)
+        assert {bool(row[issn]) for row in rows if row["PUBLISERINGSKANALTYPE"] in ("Journal", "Series")} == {True}
+        assert {row[issn] for row in rows if row["PUBLISERINGSKANALTYPE"] == "Publisher"} == {""}
+        assert not result.tallies[layout.name].empty_required
 
 
 def test_republishing_removes_institution_files_the_year_no_longer_has(sql_store, tmp_path):
