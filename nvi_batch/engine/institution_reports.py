@@ -154,6 +154,7 @@ def build_institution_reports(
                 fields = _documents(publications, batch, fetch_workers, result)
                 for candidate in batch:
                     _report(candidate, fields[candidate.identifier], period, now, dbh, writers, spools, result)
+                spools.flush()  # a batch's rows at most are buffered, the same at every batch
     finally:
         for writer in writers.values():
             writer.close()

@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import json
 import re
+import threading
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -88,7 +89,16 @@ def parse_document(bucket_uri: str, raw: bytes) -> dict:
 
 
 class _FetchMany:
-    """`fetch_many` for any source with a thread-safe `fetch`."""
+    """`fetch_many` for any source with a thread-safe `fetch`.
+
+    The threads are started once per source and number of workers and kept for its next calls: a
+    report fetches a small batch at a time, and a pool per batch would start and stop thousands of
+    threads in a large year (and leave the allocator a fresh arena to fragment each time).
+    """
+
+    _pool: concurrent.futures.ThreadPoolExecutor | None = None
+    _pool_workers = 0
+    _pool_lock = threading.Lock()
 
     def fetch_many(self, bucket_uris: Sequence[str], workers: int) -> dict[str, dict | Exception]:
         if workers < 1:
@@ -101,9 +111,16 @@ class _FetchMany:
                 return error
 
         unique = list(dict.fromkeys(bucket_uris))
-        with concurrent.futures.ThreadPoolExecutor(min(workers, max(1, len(unique))),
-                                                   thread_name_prefix="nvi-fetch") as pool:
-            return dict(zip(unique, pool.map(one, unique), strict=True))
+        return dict(zip(unique, self._threads(workers).map(one, unique), strict=True))
+
+    def _threads(self, workers: int) -> concurrent.futures.ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None or self._pool_workers != workers:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="nvi-fetch")
+                self._pool_workers = workers
+            return self._pool
 
 
 class S3PublicationSource(_FetchMany):

@@ -101,17 +101,18 @@ class ReportFileWriter:
         self._sheet_row += 1
         self._csv.write(csv_line(row))
         line, sheet = self._sheet_row, self._sheet
-        for column, value in enumerate(row):
-            if self._numeric[column]:
+        write_string = sheet.write_string
+        for column, (numeric, value) in enumerate(zip(self._numeric, row)):
+            if numeric:
                 number = xlsx_number(value)
                 if isinstance(number, float):
                     sheet.write_number(line, column, number)
                 else:
-                    sheet.write_string(line, column, number)
+                    write_string(line, column, number)
             elif value is None:
                 sheet.write_blank(line, column, None)
             else:
-                sheet.write_string(line, column, value)
+                write_string(line, column, value)
 
     def _sheet_header(self) -> None:
         for column, name in enumerate(self.layout.header):
@@ -136,7 +137,11 @@ class ReportFileWriter:
 
 
 class InstitutionSpools:
-    """Rows per (report, institution), appended to one JSON-lines file each in bounded batches."""
+    """Rows per (report, institution), appended to one JSON-lines file each in bounded batches.
+
+    The builder flushes after every batch of candidates as well, so what is buffered at any moment
+    is at most a batch's rows, the same at every batch, whatever the size of the year.
+    """
 
     def __init__(self, folder: Path, flush_after_rows: int = 5000):
         self.folder = folder
