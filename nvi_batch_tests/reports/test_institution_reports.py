@@ -161,7 +161,18 @@ def test_the_asset_publishes_files_with_links_previews_and_checks_that_pass(year
             [institution_reports], partition_key=y.YEAR, instance=instance,
             resources={"nvi_store": store_resource, "publications": publications_resource,
                        "report_files": report_files})
+        # What the UI shows: each report's materialization as the instance stored it, preview included.
+        stored = {layout.name: instance.get_latest_materialization_event(dg.AssetKey(ASSET_NAMES[layout.name]))
+                  .asset_materialization.metadata["preview"].value for layout in LAYOUTS}
     assert result.success
+    for layout, first_row in ((AUTHOR_SHARES, y.EXPECTED_AUTHOR_SHARES_CLOSED[0]),
+                              (INSTITUTION_REPORT, y.EXPECTED_INSTITUTION_REPORT_A[0]),
+                              (PUBLICATION_POINTS_REPORT, y.EXPECTED_PUBLICATION_POINTS[0])):
+        preview = stored[layout.name]
+        assert [(c.name, c.type) for c in preview.schema.columns] == [
+            (c.name, "float" if c.numeric else "string") for c in layout.columns]
+        assert preview.records[0].data == {c.name: float(v) if c.numeric else v or ""
+                                           for c, v in zip(layout.columns, first_row, strict=True)}
     checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
     assert len(checks) == 4 and all(c.passed and c.partition == y.YEAR for c in checks.values())
     metadata = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node(
