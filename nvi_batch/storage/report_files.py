@@ -102,7 +102,7 @@ class ReportFileWriter:
         self._csv.write(csv_line(row))
         line, sheet = self._sheet_row, self._sheet
         write_string = sheet.write_string
-        for column, (numeric, value) in enumerate(zip(self._numeric, row)):
+        for column, (numeric, value) in enumerate(zip(self._numeric, row, strict=True)):
             if numeric:
                 number = xlsx_number(value)
                 if isinstance(number, float):

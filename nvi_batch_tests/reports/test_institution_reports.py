@@ -29,13 +29,13 @@ from nvi_batch.defs.institution_reports import (
     required_columns_check,
 )
 from nvi_batch.defs.partitions import add_reporting_years
-from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.defs.resources import (
     DynamoDbStoreResource,
     LocalPublicationsResource,
     S3PublicationsResource,
     SqlStoreResource,
 )
+from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.domain.institution_reports import (
     AUTHOR_SHARES,
     INSTITUTION_REPORT,
