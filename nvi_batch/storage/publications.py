@@ -15,6 +15,7 @@ import concurrent.futures
 import gzip
 import hashlib
 import json
+import os
 import re
 import threading
 import zlib
@@ -169,18 +170,24 @@ class LocalPublicationSource(_FetchMany):
     def __init__(self, folder: str | Path, bucket: str | None = None):
         self.folder = Path(folder).expanduser().resolve()
         self.bucket = bucket or None
+        self._resources = os.path.join(self.folder, "resources")
 
     def path(self, bucket_uri: str) -> Path:
+        return Path(self._file(bucket_uri))
+
+    def _file(self, bucket_uri: str) -> str:
+        """The document's file as plain text: pathlib interns every part of every path it parses, and
+        a name per document would keep rebuilding the interpreter's table of interned strings."""
         identifier = publication_identifier(bucket_uri, self.bucket)
-        path = (self.folder / "resources" / f"{identifier}.gz").resolve()
-        if not path.is_relative_to(self.folder / "resources"):  # a symlink pointing elsewhere
+        path = os.path.realpath(os.path.join(self._resources, f"{identifier}.gz"))
+        if os.path.dirname(path) != self._resources:  # a symlink pointing elsewhere
             raise DocumentUnusable(bucket_uri, f"resolves outside {self.folder}")
         return path
 
     def fetch(self, bucket_uri: str) -> dict:
-        path = self.path(bucket_uri)
         try:
-            raw = path.read_bytes()
+            with open(self._file(bucket_uri), "rb") as file:
+                raw = file.read()
         except FileNotFoundError:
             raise DocumentUnusable(bucket_uri, "not found") from None
         return parse_document(bucket_uri, raw)

@@ -149,6 +149,7 @@ class InstitutionSpools:
         self._buffered: dict[tuple[str, str], list[str]] = {}
         self._count = 0
         self.names: set[tuple[str, str]] = set()
+        self._paths: dict[tuple[str, str], Path] = {}
 
     def add(self, report: str, institution_name: str, rows: Sequence[Sequence[str | None]]) -> None:
         if not rows:
@@ -170,7 +171,12 @@ class InstitutionSpools:
         self._count = 0
 
     def path(self, report: str, institution: str) -> Path:
-        return self.folder / report / f"{institution}.jsonl"
+        """Made once per spool and kept: pathlib interns the parts of every path it parses, and a
+        path made anew at every flush would keep rebuilding the interpreter's interned strings."""
+        key = (report, institution)
+        if key not in self._paths:
+            self._paths[key] = self.folder / report / f"{institution}.jsonl"
+        return self._paths[key]
 
     def rows(self, report: str, institution: str) -> Iterator[list[str | None]]:
         path = self.path(report, institution)
