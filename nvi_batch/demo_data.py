@@ -10,6 +10,7 @@ as it does on the real table.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import random
 import uuid
 from collections.abc import Iterator
@@ -52,6 +53,11 @@ PUBLICATION_TYPES = [
     ("AcademicMonograph", "Publisher", 6),
     ("AcademicCommentary", "Series", 2),
 ]
+CHANNEL_NAME_PATTERNS = {
+    "Journal": ("Journal of {} {}", "Nordic {} {} Review", "Scandinavian Journal of {} {}"),
+    "Series": ("Studies in {} {}", "Nordic {} {} Series", "Acta {} {}"),
+    "Publisher": ("{} {} Press", "Forlaget {} {}", "{} {} Academic"),
+}
 LANGUAGES = ["http://lexvo.org/id/iso639-3/nob", "http://lexvo.org/id/iso639-3/eng", "http://lexvo.org/id/iso639-3/nno"]
 
 
@@ -236,3 +242,28 @@ def _age(rng: random.Random, candidate: CandidateAggregate) -> None:
     for item in [candidate, *candidate.approval_items]:
         item.revision = None
         item.last_written_at = None
+
+
+def demo_channel(channel_id: str, channel_type: str) -> dict:
+    """The name and ISSNs of a demo publication channel, derived from its id, so every document that
+    names the channel names it alike (the candidate holds only id, type and level, as in nva-nvi).
+
+    Journals and series get a print and an online ISSN with a valid check digit; a publisher none.
+    """
+    number = int(hashlib.sha256(channel_id.encode()).hexdigest()[:12], 16)
+    patterns = CHANNEL_NAME_PATTERNS.get(channel_type, CHANNEL_NAME_PATTERNS["Journal"])
+    first = number % len(WORDS)
+    second = (first + 1 + (number // len(WORDS)) % (len(WORDS) - 1)) % len(WORDS)  # never the first again
+    pattern = patterns[(number // len(WORDS) ** 2) % len(patterns)]
+    channel = {"name": pattern.format(WORDS[first].capitalize(), WORDS[second])}
+    if channel_type in ("Journal", "Series"):
+        channel["printIssn"] = _issn(number % 10_000_000)
+        channel["onlineIssn"] = _issn((number // 10_000_000) % 10_000_000)
+    return channel
+
+
+def _issn(seven_digits: int) -> str:
+    """An ISSN (`1234-567X`) with its mod-11 check digit."""
+    digits = f"{seven_digits:07d}"
+    check = -sum(int(d) * w for d, w in zip(digits, range(8, 1, -1), strict=True)) % 11
+    return f"{digits[:4]}-{digits[4:]}{'X' if check == 10 else check}"

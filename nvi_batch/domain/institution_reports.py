@@ -13,7 +13,8 @@ nva-nvi builds these from its search index document, which it makes from the sto
 the publication document. Here the stored candidate gives everything it holds (points, creator
 affiliation points, channel, level, statuses, creators); what it never holds (channel name, ISSN)
 or may lack on old rows (title, language, pages, publication year, a creator's name) comes from the
-publication document through `publication_fields`, the one place that reads a document for reports.
+publication document through `publication_fields`, which reads it with the migrations' parser
+(`domain/publication/`), so one reading of a document exists.
 
 Which top-level institution an affiliation belongs to (nva-nvi asks the organization API for its
 `partOf` chain) is read from what the candidate and document already say: the candidate's
@@ -42,6 +43,7 @@ from nvi_batch.domain.candidate import (
 )
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.languages import language_label
+from nvi_batch.domain.publication import Organization, PageCount, parse_publication
 from nvi_batch.domain.report_format import Column, ReportLayout, four_decimals, plain
 
 YES, NO, UNDECIDED, DISPUTED = "J", "N", "?", "T"
@@ -241,6 +243,12 @@ class DbhMapping:
 # -- what the publication document adds ----------------------------------------------------------
 
 @dataclass(frozen=True)
+class ChannelFields:
+    name: str | None = None
+    print_issn: str | None = None
+
+
+@dataclass(frozen=True)
 class PublicationFields:
     """The report's values that only the publication document holds, or that old candidates lack."""
 
@@ -251,98 +259,76 @@ class PublicationFields:
     pages_begin: str | None = None
     pages_end: str | None = None
     pages_count: str | None = None
-    journal_name: str | None = None
-    journal_print_issn: str | None = None
-    series_name: str | None = None
-    series_print_issn: str | None = None
-    publisher_name: str | None = None
+    channels: Mapping[str, ChannelFields] = field(default_factory=dict)  # by channel type
     contributor_names: Mapping[str, str] = field(default_factory=dict)
     organization_parents: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def channel_name(self, channel: str | None) -> str | None:
-        return {"Journal": self.journal_name, "Series": self.series_name, "Publisher": self.publisher_name}.get(
-            channel or "")
+        return self.channels.get(channel or "", NO_CHANNEL).name
 
     def print_issn(self, channel: str | None) -> str | None:
-        return {"Journal": self.journal_print_issn, "Series": self.series_print_issn}.get(channel or "")
+        """A journal's or series' print ISSN (nva-nvi's index document gives a publisher none)."""
+        return self.channels.get(channel or "", NO_CHANNEL).print_issn if channel in ("Journal", "Series") else None
 
 
+NO_CHANNEL = ChannelFields()
 NO_DOCUMENT = PublicationFields()
-
-
-def _text(value) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _at(node, *path: str):
-    for key in path:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node
 
 
 def publication_fields(document: dict | None) -> PublicationFields:
     """What the reports read from a publication document (`{"body": ...}`, as the sources return it).
 
-    The one place reports look into a document, at the paths nva-nvi's index document generator
-    reads: `entityDescription.reference.publicationContext` for the channel's name and print ISSN
-    (a series and a publisher one level further down), `publicationInstance` for the type and
-    pages, the contributors' identities for names, their affiliations' `partOf` chains and the
-    top-level organizations' `hasPart` trees for which institution a unit belongs to.
+    The document is read by `parse_publication`, as nva-nvi's `PublicationLoaderService` reads it,
+    so reports and migrations see the same values: the channels its pairing rules keep (name and
+    print ISSN by channel type), the type, title, language, year and pages, the contributors' names,
+    and which unit is part of which from the affiliations' `partOf` chains and the top-level
+    organizations' `hasPart` trees. A document that reader refuses raises `PublicationRejected`.
     """
-    body = _at(document, "body")
-    if not isinstance(body, dict):
-        return NO_DOCUMENT
-    description = body.get("entityDescription") if isinstance(body.get("entityDescription"), dict) else {}
-    context = _at(description, "reference", "publicationContext")
-    instance = _at(description, "reference", "publicationInstance")
-    pages = _at(instance, "pages")
+    publication = parse_publication(document)
+    channels: dict[str, ChannelFields] = {}
+    for channel in publication.publication_channels:
+        channels.setdefault(channel.channel_type, ChannelFields(channel.name, channel.print_issn))
     names: dict[str, str] = {}
     parents: dict[str, set[str]] = {}
-    for contributor in description.get("contributors") or []:
-        identity = _at(contributor, "identity")
-        if _text(_at(identity, "id")) and _text(_at(identity, "name")):
-            names.setdefault(identity["id"], identity["name"])
-        for affiliation in _at(contributor, "affiliations") or []:
+    for contributor in publication.contributors:
+        if contributor.id and contributor.name:
+            names.setdefault(contributor.id, contributor.name)
+        for affiliation in contributor.affiliations:
             _part_of_chain(affiliation, parents)
-    _has_part_tree(body.get("topLevelOrganizations"), (), parents)
+    _has_part_tree(publication.top_level_organizations, (), parents)
+    pages = publication.page_count or PageCount()
     return PublicationFields(
-        instance_type=_text(_at(instance, "type")),
-        title=_text(description.get("mainTitle")),
-        language=_text(description.get("language")),
-        publication_year=_text(_at(description, "publicationDate", "year")),
-        pages_begin=_text(_at(pages, "begin")),
-        pages_end=_text(_at(pages, "end")),
-        pages_count=_text(_at(pages, "pages")),
-        journal_name=_text(_at(context, "name")),
-        journal_print_issn=_text(_at(context, "printIssn")),
-        series_name=_text(_at(context, "series", "name")),
-        series_print_issn=_text(_at(context, "series", "printIssn")),
-        publisher_name=_text(_at(context, "publisher", "name")),
+        instance_type=publication.publication_type,
+        title=publication.title,
+        language=publication.language,
+        publication_year=publication.publication_date.year if publication.publication_date else None,
+        pages_begin=pages.first,
+        pages_end=pages.last,
+        pages_count=pages.total,
+        channels=channels,
         contributor_names=names,
         organization_parents={unit: frozenset(above) for unit, above in parents.items()},
     )
 
 
-def _part_of_chain(organization, parents: dict[str, set[str]]) -> list[str]:
-    """The ids above an organization by its nested `partOf` lists; records them for each on the way."""
-    identifier = _text(_at(organization, "id"))
+def _part_of_chain(organization: Organization, parents: dict[str, set[str]]) -> list[str]:
+    """The ids above an organization by its nested `part_of`; records them for each on the way."""
     above: list[str] = []
-    for parent in _at(organization, "partOf") or []:
-        parent_id = _text(_at(parent, "id")) or _text(parent)
-        if parent_id:
-            above += [parent_id, *(_part_of_chain(parent, parents) if isinstance(parent, dict) else [])]
-    if identifier:
-        parents.setdefault(identifier, set()).update(above)
+    for parent in organization.part_of or ():
+        if parent.id:
+            above.append(parent.id)
+        above += _part_of_chain(parent, parents)
+    if organization.id:
+        parents.setdefault(organization.id, set()).update(above)
     return above
 
 
 def _has_part_tree(organizations, ancestors: tuple[str, ...], parents: dict[str, set[str]]) -> None:
-    for organization in organizations or []:
-        identifier = _text(_at(organization, "id"))
-        if not identifier:
+    for organization in organizations or ():
+        if not organization.id:
             continue
-        parents.setdefault(identifier, set()).update(ancestors)
-        _has_part_tree(_at(organization, "hasPart"), (*ancestors, identifier), parents)
+        parents.setdefault(organization.id, set()).update(ancestors)
+        _has_part_tree(organization.has_part, (*ancestors, organization.id), parents)
 
 
 # -- one candidate as the reports see it ---------------------------------------------------------

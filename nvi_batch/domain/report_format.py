@@ -80,14 +80,19 @@ def four_decimals(value: Decimal) -> Decimal:
 
 # -- CSV -------------------------------------------------------------------------------------------
 
-def csv_field(value: str | None) -> str:
-    text = _LINE_BREAK.sub("", value or "")
-    return CSV_QUOTE + text.replace(CSV_QUOTE, CSV_QUOTE * 2) + CSV_QUOTE
+_BETWEEN_FIELDS = CSV_QUOTE + CSV_SEPARATOR + CSV_QUOTE
 
 
 def csv_line(values: Iterable[str | None]) -> str:
-    """One CSV line as nva-nvi's opencsv writer makes it (every field quoted, `\\n` at the end)."""
-    return CSV_SEPARATOR.join(csv_field(value) for value in values) + CSV_LINE_END
+    """One CSV line as nva-nvi's opencsv writer makes it (every field quoted, `\\n` at the end).
+
+    Line breaks are removed from the joined line in one pass: separators and quotes hold none, so
+    that is the same as removing them from each value, at a fraction of the cost per cell.
+    """
+    fields = [(value or "").replace(CSV_QUOTE, CSV_QUOTE * 2) for value in values]
+    if not fields:
+        return CSV_LINE_END
+    return _LINE_BREAK.sub("", CSV_QUOTE + _BETWEEN_FIELDS.join(fields) + CSV_QUOTE) + CSV_LINE_END
 
 
 # -- XLSX ------------------------------------------------------------------------------------------

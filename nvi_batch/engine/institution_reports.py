@@ -10,8 +10,9 @@ per institution (institution totals, points, row counts).
 What goes in, as in nva-nvi: only applicable candidates; the author-shares report of a closed period
 only globally approved ones (its `baseFilters`); the institution report every applicable candidate
 with an approval for the institution. A candidate that cannot be read is counted and named, never
-fatal; a publication document that is missing or unusable leaves the fields only it holds empty,
-counted and named; S3 being unreachable (after the client's retries) fails the run.
+fatal; a publication document that is missing, unusable or refused by the publication parser leaves
+the fields only it holds empty, counted and named; S3 being unreachable (after the client's retries)
+fails the run.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from nvi_batch.domain.institution_reports import (
     publication_points_rows,
 )
 from nvi_batch.domain.period import PeriodStatus
+from nvi_batch.domain.publication import PublicationRejected
 from nvi_batch.domain.report import YearReportBuilder
 from nvi_batch.domain.report_format import ReportLayout
 from nvi_batch.storage.protocol import CandidateStore
@@ -152,6 +154,7 @@ def build_institution_reports(
                 fields = _documents(publications, batch, fetch_workers, result)
                 for candidate in batch:
                     _report(candidate, fields[candidate.identifier], period, now, dbh, writers, spools, result)
+                spools.flush()  # a batch's rows at most are buffered, the same at every batch
     finally:
         for writer in writers.values():
             writer.close()
@@ -200,7 +203,11 @@ def _documents(publications, batch, workers: int, result: InstitutionReports) ->
             raise document  # S3 unreachable after the client's own retries: the report would be wrong
         else:
             result.documents_fetched += 1
-            fields[identifier] = publication_fields(document)
+            try:
+                fields[identifier] = publication_fields(document)
+            except PublicationRejected as rejected:
+                _note(result.documents_unusable, "documents_unusable_count", result,
+                      (identifier, f"{uri}: the publication parser refuses it ({rejected})"))
     return fields
 
 

@@ -15,7 +15,9 @@ import concurrent.futures
 import gzip
 import hashlib
 import json
+import os
 import re
+import threading
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -25,6 +27,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from nvi_batch.demo_data import demo_channel
 from nvi_batch.domain.candidate import VERIFIED_CREATOR, CandidateAggregate
 from nvi_batch.domain.errors import DocumentUnusable
 
@@ -87,7 +90,16 @@ def parse_document(bucket_uri: str, raw: bytes) -> dict:
 
 
 class _FetchMany:
-    """`fetch_many` for any source with a thread-safe `fetch`."""
+    """`fetch_many` for any source with a thread-safe `fetch`.
+
+    The threads are started once per source and number of workers and kept for its next calls: a
+    report fetches a small batch at a time, and a pool per batch would start and stop thousands of
+    threads in a large year (and leave the allocator a fresh arena to fragment each time).
+    """
+
+    _pool: concurrent.futures.ThreadPoolExecutor | None = None
+    _pool_workers = 0
+    _pool_lock = threading.Lock()
 
     def fetch_many(self, bucket_uris: Sequence[str], workers: int) -> dict[str, dict | Exception]:
         if workers < 1:
@@ -100,9 +112,16 @@ class _FetchMany:
                 return error
 
         unique = list(dict.fromkeys(bucket_uris))
-        with concurrent.futures.ThreadPoolExecutor(min(workers, max(1, len(unique))),
-                                                   thread_name_prefix="nvi-fetch") as pool:
-            return dict(zip(unique, pool.map(one, unique), strict=True))
+        return dict(zip(unique, self._threads(workers).map(one, unique), strict=True))
+
+    def _threads(self, workers: int) -> concurrent.futures.ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None or self._pool_workers != workers:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)
+                self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="nvi-fetch")
+                self._pool_workers = workers
+            return self._pool
 
 
 class S3PublicationSource(_FetchMany):
@@ -151,18 +170,24 @@ class LocalPublicationSource(_FetchMany):
     def __init__(self, folder: str | Path, bucket: str | None = None):
         self.folder = Path(folder).expanduser().resolve()
         self.bucket = bucket or None
+        self._resources = os.path.join(self.folder, "resources")
 
     def path(self, bucket_uri: str) -> Path:
+        return Path(self._file(bucket_uri))
+
+    def _file(self, bucket_uri: str) -> str:
+        """The document's file as plain text: pathlib interns every part of every path it parses, and
+        a name per document would keep rebuilding the interpreter's table of interned strings."""
         identifier = publication_identifier(bucket_uri, self.bucket)
-        path = (self.folder / "resources" / f"{identifier}.gz").resolve()
-        if not path.is_relative_to(self.folder / "resources"):  # a symlink pointing elsewhere
+        path = os.path.realpath(os.path.join(self._resources, f"{identifier}.gz"))
+        if os.path.dirname(path) != self._resources:  # a symlink pointing elsewhere
             raise DocumentUnusable(bucket_uri, f"resolves outside {self.folder}")
         return path
 
     def fetch(self, bucket_uri: str) -> dict:
-        path = self.path(bucket_uri)
         try:
-            raw = path.read_bytes()
+            with open(self._file(bucket_uri), "rb") as file:
+                raw = file.read()
         except FileNotFoundError:
             raise DocumentUnusable(bucket_uri, "not found") from None
         return parse_document(bucket_uri, raw)
@@ -230,11 +255,7 @@ def build_document(candidate: CandidateAggregate) -> dict:
             "contributorsCount": details.get("contributorCount", len(candidate.data.get("creators") or [])),
             "reference": {
                 "type": "Reference",
-                "publicationContext": {
-                    "type": (calculation.get("publicationChannel") or {}).get("channelType"),
-                    "id": (calculation.get("publicationChannel") or {}).get("id"),
-                    "scientificValue": (calculation.get("publicationChannel") or {}).get("scientificValue"),
-                },
+                "publicationContext": _document_channel(calculation.get("publicationChannel") or {}),
                 "publicationInstance": {"type": calculation.get("instanceType"), "pages": _document_pages(details)},
             },
         },
@@ -242,6 +263,16 @@ def build_document(candidate: CandidateAggregate) -> dict:
     if details.get("abstractText"):
         body["entityDescription"]["abstract"] = details["abstractText"]
     return {"body": body, "consumptionAttributes": {"index": "resources", "documentIdentifier": identifier}}
+
+
+def _document_channel(channel: dict) -> dict:
+    """The candidate's channel as the document names it: its id, type and level, and the name and
+    ISSNs the candidate does not hold (the reports' channel columns come from these)."""
+    context = {"type": channel.get("channelType"), "id": channel.get("id"),
+               "scientificValue": channel.get("scientificValue")}
+    if channel.get("id") and channel.get("channelType"):
+        context.update(demo_channel(channel["id"], channel["channelType"]))
+    return context
 
 
 def _contributor(creator: dict, sequence: int) -> dict:

@@ -101,17 +101,18 @@ class ReportFileWriter:
         self._sheet_row += 1
         self._csv.write(csv_line(row))
         line, sheet = self._sheet_row, self._sheet
-        for column, value in enumerate(row):
-            if self._numeric[column]:
+        write_string = sheet.write_string
+        for column, (numeric, value) in enumerate(zip(self._numeric, row, strict=True)):
+            if numeric:
                 number = xlsx_number(value)
                 if isinstance(number, float):
                     sheet.write_number(line, column, number)
                 else:
-                    sheet.write_string(line, column, number)
+                    write_string(line, column, number)
             elif value is None:
                 sheet.write_blank(line, column, None)
             else:
-                sheet.write_string(line, column, value)
+                write_string(line, column, value)
 
     def _sheet_header(self) -> None:
         for column, name in enumerate(self.layout.header):
@@ -136,7 +137,11 @@ class ReportFileWriter:
 
 
 class InstitutionSpools:
-    """Rows per (report, institution), appended to one JSON-lines file each in bounded batches."""
+    """Rows per (report, institution), appended to one JSON-lines file each in bounded batches.
+
+    The builder flushes after every batch of candidates as well, so what is buffered at any moment
+    is at most a batch's rows, the same at every batch, whatever the size of the year.
+    """
 
     def __init__(self, folder: Path, flush_after_rows: int = 5000):
         self.folder = folder
@@ -144,6 +149,7 @@ class InstitutionSpools:
         self._buffered: dict[tuple[str, str], list[str]] = {}
         self._count = 0
         self.names: set[tuple[str, str]] = set()
+        self._paths: dict[tuple[str, str], Path] = {}
 
     def add(self, report: str, institution_name: str, rows: Sequence[Sequence[str | None]]) -> None:
         if not rows:
@@ -165,7 +171,12 @@ class InstitutionSpools:
         self._count = 0
 
     def path(self, report: str, institution: str) -> Path:
-        return self.folder / report / f"{institution}.jsonl"
+        """Made once per spool and kept: pathlib interns the parts of every path it parses, and a
+        path made anew at every flush would keep rebuilding the interpreter's interned strings."""
+        key = (report, institution)
+        if key not in self._paths:
+            self._paths[key] = self.folder / report / f"{institution}.jsonl"
+        return self._paths[key]
 
     def rows(self, report: str, institution: str) -> Iterator[list[str | None]]:
         path = self.path(report, institution)

@@ -139,30 +139,50 @@ def known_candidates() -> list[CandidateAggregate]:
     ]
 
 
-def document(n: int, *, context: dict, instance: str, pages: dict, language: str | None, title: str) -> dict:
-    description = {"mainTitle": title, "publicationDate": {"year": YEAR},
-                   "reference": {"publicationContext": context,
-                                 "publicationInstance": {"type": instance, "pages": pages}}}
+def contributor(person: str, name: str, *affiliations: dict) -> dict:
+    """A creator as a publication document lists one; affiliations as `organization(...)` gives them."""
+    return {"type": "Contributor", "role": {"type": "Creator"},
+            "identity": {"type": "Identity", "id": person, "name": name, "verificationStatus": "Verified"},
+            "affiliations": list(affiliations)}
+
+
+def organization(identifier: str, *part_of: dict) -> dict:
+    result = {"type": "Organization", "id": identifier, "countryCode": "NO"}
+    if part_of:
+        result["partOf"] = list(part_of)
+    return result
+
+
+def document(n: int, *, context: dict, instance: str, pages: dict | None = None, language: str | None = None,
+             title: str = "A title", contributors: tuple[dict, ...] = ()) -> dict:
+    """A publication document in nva-nvi's stored shape, complete enough for its publication parser."""
+    reference = {"type": "Reference", "publicationContext": context,
+                 "publicationInstance": {"type": instance, **({"pages": pages} if pages else {})}}
+    description = {"type": "EntityDescription", "mainTitle": title,
+                   "publicationDate": {"type": "PublicationDate", "year": YEAR},
+                   "contributors": list(contributors), "reference": reference}
     if language:
         description["language"] = language
-    return {"body": {"id": publication_id(n), "identifier": publication_identifier(n), "status": "PUBLISHED",
-                     "entityDescription": description}, "consumptionAttributes": {"index": "resources"}}
+    return {"body": {"type": "Publication", "id": publication_id(n), "identifier": publication_identifier(n),
+                     "status": "PUBLISHED", "entityDescription": description},
+            "consumptionAttributes": {"index": "resources"}}
 
 
 def known_documents() -> dict[str, dict]:
     """Documents by bucket URI; c3's is deliberately absent."""
     return {
         bucket_uri(1): document(1, context={"type": "Journal", "id": JOURNAL, "name": "Journal of Fjords",
-                                            "printIssn": "1234-5678"},
+                                            "printIssn": "1234-5678", "scientificValue": "LevelOne"},
                                 instance="AcademicArticle", pages={"type": "Range", "begin": "1", "end": "10"},
                                 language="http://lexvo.org/id/iso639-3/eng", title="Fjords and fish"),
-        bucket_uri(2): document(2, context={"type": "Anthology", "series": {"id": SERIES, "name": "Studies in Fish",
-                                                                            "printIssn": "2345-6789"}},
+        bucket_uri(2): document(2, context={"type": "Anthology",
+                                            "series": {"type": "Series", "id": SERIES, "name": "Studies in Fish",
+                                                       "printIssn": "2345-6789", "scientificValue": "LevelTwo"}},
                                 instance="AcademicChapter", pages={"type": "Range", "begin": "33", "end": "48"},
-                                language=None, title="A chapter on trout"),
-        bucket_uri(4): document(4, context={"type": "Journal", "name": "Journal of Fjords"},
-                                instance="AcademicArticle", pages={"type": "Range"}, language=None,
-                                title="Not applicable"),
+                                title="A chapter on trout"),
+        bucket_uri(4): document(4, context={"type": "Journal", "id": JOURNAL, "name": "Journal of Fjords",
+                                            "scientificValue": "LevelOne"},
+                                instance="AcademicArticle", pages={"type": "Range"}, title="Not applicable"),
     }
 
 

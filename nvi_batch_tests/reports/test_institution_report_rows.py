@@ -23,11 +23,13 @@ from nvi_batch.domain.institution_reports import (
     publication_fields,
     publication_points_rows,
 )
+from nvi_batch.domain.publication import PublicationRejected
 from nvi_batch_tests.reports import institution_year as y
 
 INSTITUTION = y.A
 OTHER = y.B
 DBH = y.DBH_MAPPING
+JOURNAL_CONTEXT = {"type": "Journal", "id": y.JOURNAL, "scientificValue": "LevelOne"}
 
 
 def dbh() -> DbhMapping:
@@ -207,9 +209,9 @@ def test_one_row_per_affiliation_of_a_creator_under_the_institution():
 
 def test_a_unit_belongs_to_its_institution_by_the_documents_part_of_chain_or_by_cristin_numbering():
     unit = "https://api.nva.unit.no/cristin/organization/55555.1.0.0"  # not Cristin-numbered under 203
-    document = {"body": {"entityDescription": {"contributors": [{
-        "identity": {"id": y.KARI, "name": "Kari"},
-        "affiliations": [{"id": unit, "partOf": [{"id": "https://x/mid", "partOf": [{"id": INSTITUTION}]}]}]}]}}}
+    document = y.document(1, context=JOURNAL_CONTEXT, instance="AcademicArticle", contributors=(
+        y.contributor(y.KARI, "Kari", y.organization(unit, y.organization("https://x/mid",
+                                                                          y.organization(INSTITUTION)))),))
     aggregate = candidate(unit=unit, shares=[])
     assert author_share_rows(digest(aggregate, NO_DOCUMENT), INSTITUTION, dbh()) == []
     assert len(author_share_rows(digest(aggregate, publication_fields(document)), INSTITUTION, dbh())) == 1
@@ -228,7 +230,8 @@ def test_every_author_share_row_has_one_cell_per_column_and_no_required_column_e
 
 def test_a_blank_creator_name_comes_from_the_document():
     nameless = candidate(creators=[y.verified(y.KARI, "", y.A_UNIT)])
-    document = {"body": {"entityDescription": {"contributors": [{"identity": {"id": y.KARI, "name": "Kari Doc"}}]}}}
+    document = y.document(1, context=JOURNAL_CONTEXT, instance="AcademicArticle",
+                          contributors=(y.contributor(y.KARI, "Kari Doc", y.organization(y.A_UNIT)),))
     row = author_share_rows(digest(nameless, publication_fields(document)), INSTITUTION, dbh())[0]
     assert row[AUTHOR_SHARES.index("ETTERNAVN")] == "Kari Doc"
 
@@ -293,6 +296,12 @@ def test_the_document_gives_channel_names_and_issns_per_channel_type():
     assert (journal.channel_name("Journal"), journal.print_issn("Journal")) == ("Journal of Fjords", "1234-5678")
     assert (series.channel_name("Series"), series.print_issn("Series")) == ("Studies in Fish", "2345-6789")
     assert series.print_issn("Publisher") is None
+
+
+def test_the_document_is_read_by_the_migrations_parser_so_a_channel_it_refuses_is_refused_here_too():
+    document = y.document(1, context={"type": "Journal", "id": y.JOURNAL}, instance="AcademicArticle")
+    with pytest.raises(PublicationRejected, match="scientificValue"):
+        publication_fields(document)
 
 
 def test_the_fields_of_an_nva_nvi_test_document(shared_fixtures):

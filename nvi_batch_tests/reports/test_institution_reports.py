@@ -28,6 +28,7 @@ from nvi_batch.defs.reports.institution_reports import (
     reportable_check,
     required_columns_check,
 )
+from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.domain.institution_reports import (
     AUTHOR_SHARES,
     INSTITUTION_REPORT,
@@ -42,7 +43,7 @@ from nvi_batch.lib.resources import (
     S3PublicationsResource,
     SqlStoreResource,
 )
-from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
+from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource, write_documents
 from nvi_batch.storage.report_files import LocalReportFiles, ReportPathRefused
 from nvi_batch_tests.aws import REGION, dynamodb_store
 from nvi_batch_tests.backends import empty_sql_store
@@ -160,7 +161,18 @@ def test_the_asset_publishes_files_with_links_previews_and_checks_that_pass(year
             [institution_reports], partition_key=y.YEAR, instance=instance,
             resources={"nvi_store": store_resource, "publications": publications_resource,
                        "report_files": report_files})
+        # What the UI shows: each report's materialization as the instance stored it, preview included.
+        stored = {layout.name: instance.get_latest_materialization_event(dg.AssetKey(ASSET_NAMES[layout.name]))
+                  .asset_materialization.metadata["preview"].value for layout in LAYOUTS}
     assert result.success
+    for layout, first_row in ((AUTHOR_SHARES, y.EXPECTED_AUTHOR_SHARES_CLOSED[0]),
+                              (INSTITUTION_REPORT, y.EXPECTED_INSTITUTION_REPORT_A[0]),
+                              (PUBLICATION_POINTS_REPORT, y.EXPECTED_PUBLICATION_POINTS[0])):
+        preview = stored[layout.name]
+        assert [(c.name, c.type) for c in preview.schema.columns] == [
+            (c.name, "float" if c.numeric else "string") for c in layout.columns]
+        assert preview.records[0].data == {c.name: float(v) if c.numeric else v or ""
+                                           for c, v in zip(layout.columns, first_row, strict=True)}
     checks = {(c.asset_key.to_user_string(), c.check_name): c for c in result.get_asset_check_evaluations()}
     assert len(checks) == 4 and all(c.passed and c.partition == y.YEAR for c in checks.values())
     metadata = {m.asset_key.to_user_string(): m.metadata for m in result.asset_materializations_for_node(
@@ -247,6 +259,39 @@ def test_without_documents_the_document_columns_are_empty_and_the_rest_is_there(
     assert row[AUTHOR_SHARES.index("PUBLISERINGSKANALNAVN")] == row[AUTHOR_SHARES.index("PRINT_ISSN")] == ""
     assert row[AUTHOR_SHARES.index("PUBLISERINGSPOENG")] == "0.4083"
     assert result.documents_fetched == 0
+
+
+def test_a_document_the_publication_parser_refuses_leaves_its_columns_empty_and_is_named(sql_store, tmp_path):
+    publications = LocalPublicationSource(tmp_path / "publications")
+    y.put_institution_year(sql_store, publications)
+    twice_named = y.known_documents()[y.bucket_uri(1)]
+    twice_named["body"]["entityDescription"]["reference"]["publicationContext"]["name"] = ["Journal of Fjords", "Fjords"]
+    publications.put(y.bucket_uri(1), twice_named)
+    result = build(sql_store, publications, tmp_path)
+    assert result.documents_unusable_count == 2  # c1's, refused, and c3's, absent
+    assert result.documents_unusable[0][0] == y.ident(1)
+    assert "Publication channel name is repeated" in result.documents_unusable[0][1]
+    row = csv_rows(result.files["author_shares.csv"])[1]
+    assert row[AUTHOR_SHARES.index("PUBLISERINGSKANALNAVN")] == row[AUTHOR_SHARES.index("PRINT_ISSN")] == ""
+    assert row[AUTHOR_SHARES.index("PUBLISERINGSPOENG")] == "0.4083"
+
+
+def test_the_demo_documents_fill_the_channel_columns_as_nva_nvis_index_document_does(sql_store, tmp_path):
+    candidates = list(demo_candidates(120, seed=5, shape=DemoShape(years=(y.YEAR,))))
+    sql_store.put_periods(demo_periods())
+    sql_store.put_candidates(candidates)
+    publications = LocalPublicationSource(tmp_path / "publications")
+    write_documents(publications, candidates)
+    staging = tmp_path / "staging"
+    result = build_institution_reports(sql_store, publications, y.YEAR, MOMENTS["Open"], DbhMapping(), staging)
+    assert result.documents_unusable_count == 0
+    for name, layout, issn in (("author_shares.csv", AUTHOR_SHARES, "PRINT_ISSN"),
+                               ("institution_report.csv", INSTITUTION_REPORT, "ISSN")):
+        rows = [dict(zip(layout.header, row, strict=True)) for row in csv_rows(result.files[name])[1:]]
+        assert rows and all(row["PUBLISERINGSKANALNAVN"] for row in rows)
+        assert {bool(row[issn]) for row in rows if row["PUBLISERINGSKANALTYPE"] in ("Journal", "Series")} == {True}
+        assert {row[issn] for row in rows if row["PUBLISERINGSKANALTYPE"] == "Publisher"} == {""}
+        assert not result.tallies[layout.name].empty_required
 
 
 def test_republishing_removes_institution_files_the_year_no_longer_has(sql_store, tmp_path):
