@@ -1,7 +1,8 @@
 """The DynamoDB store: candidates and periods on the nva-nvi table, nvi_batch's bookkeeping on its own.
 
-    store.py         candidates (aggregates read by Query), periods, scans of the year index and
-                     of table segments; the write of a chunk, handed to transactions.py
+    store.py         candidates (aggregates read by Query), periods, pages of ids from the year
+                     index or table segments; the write of a chunk, handed to transactions.py
+    scans.py         the requests those pages are read with
     transactions.py  aggregates written back: conditional Puts, several aggregates to a
                      TransactWriteItems, conflicts told apart per aggregate
     capacity.py      what a write costs, and holding a run to its WCU per second

@@ -23,15 +23,11 @@ from nvi_batch.domain.candidate import CandidateAggregate
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.instants import now_timestamp
 from nvi_batch.domain.items import (
-    CANDIDATE,
     HASH_KEY,
     LAST_WRITTEN_AT,
     PERIOD,
     PERIOD_ATTRIBUTES,
     RANGE_KEY,
-    YEAR_HASH_KEY,
-    YEAR_INDEX,
-    YEAR_RANGE_KEY,
     aggregate_from_items,
     candidate_hash_key,
     is_approval_key,
@@ -43,6 +39,7 @@ from nvi_batch.domain.items import (
 from nvi_batch.domain.period import Period
 from nvi_batch.storage.dynamodb.capacity import WriteCapacityLimiter
 from nvi_batch.storage.dynamodb.ledger import DynamoDbLedger
+from nvi_batch.storage.dynamodb.scans import identifier_of, item_key, segment_request, year_request
 from nvi_batch.storage.dynamodb.tables import ledger_table_definition, table_definition
 from nvi_batch.storage.dynamodb.transactions import (
     MAX_TRANSACTION_ACTIONS,
@@ -53,7 +50,7 @@ from nvi_batch.storage.dynamodb.transactions import (
     transaction_groups,
     unchanged_since_read,
 )
-from nvi_batch.storage.dynamodb.values import deserialize, serialize, string_key
+from nvi_batch.storage.dynamodb.values import deserialize, serialize
 from nvi_batch.storage.protocol import Checkpoint, StoreUnavailable, WriteResult
 
 BATCH_WRITE_LIMIT = 25
@@ -65,14 +62,6 @@ def _shared_session() -> boto3.session.Session:
     """One session for every store: a new one loads the service models again (about half a second).
     Sessions are not thread-safe, so clients are made from it under `_session_lock`."""
     return boto3.session.Session()
-
-
-def _key(hash_key: str, range_key: str) -> dict:
-    return string_key(HASH_KEY, hash_key, RANGE_KEY, range_key)
-
-
-def _identifier_of(item: dict) -> str:
-    return item[HASH_KEY]["S"].removeprefix(f"{CANDIDATE}#")
 
 
 class DynamoDbStore(DynamoDbLedger):
@@ -173,40 +162,7 @@ class DynamoDbStore(DynamoDbLedger):
                 raise StoreUnavailable(f"DynamoDB left {len(pending[self.table_name])} batch writes unprocessed")
 
     # -- scans ---------------------------------------------------------------------------------
-    def _year_request(self, year: str, start_after: str | None) -> dict:
-        request = {
-            "IndexName": YEAR_INDEX,
-            "KeyConditionExpression": "#year = :year",
-            "ExpressionAttributeNames": {"#year": YEAR_HASH_KEY},
-            "ExpressionAttributeValues": {":year": {"S": year}},
-        }
-        if start_after is not None:
-            hash_key = candidate_hash_key(start_after)
-            request["ExclusiveStartKey"] = {
-                **_key(hash_key, hash_key),
-                YEAR_HASH_KEY: {"S": year},
-                YEAR_RANGE_KEY: {"S": start_after},
-            }
-        return request
-
-    def _segment_request(self, segment: int, total_segments: int, start_after: str | None) -> dict:
-        """A segment of the table, candidates only. The cursor continues the segment in its own (hash)
-        order: DynamoDB accepts any item key of the segment as ExclusiveStartKey."""
-        if not 0 <= segment < total_segments:
-            raise ValueError(f"segment {segment} is outside 0..{total_segments - 1}")
-        request = {
-            "Segment": segment,
-            "TotalSegments": total_segments,
-            "FilterExpression": "#type = :candidate",
-            "ExpressionAttributeNames": {"#type": "type"},
-            "ExpressionAttributeValues": {":candidate": {"S": CANDIDATE}},
-        }
-        if start_after is not None:
-            hash_key = candidate_hash_key(start_after)
-            request["ExclusiveStartKey"] = _key(hash_key, hash_key)
-        return request
-
-    def _id_pages(self, operation: str, request: dict, page_size: int, row=_identifier_of,
+    def _id_pages(self, operation: str, request: dict, page_size: int, row=identifier_of,
                   attributes: dict | None = None) -> Iterator[list]:
         """Pages of exactly `page_size` ids (the last may be shorter): a filtered Scan page holds fewer.
         `row` makes each page entry from an item holding the hash key and the named `attributes`."""
@@ -230,26 +186,26 @@ class DynamoDbStore(DynamoDbLedger):
         return sum(response["Count"] for response in self._pages(operation, {**request, "Select": "COUNT"}))
 
     def candidate_id_pages(self, year: str, page_size: int, start_after: str | None = None):
-        return self._id_pages("query", self._year_request(year, start_after), page_size)
+        return self._id_pages("query", year_request(year, start_after), page_size)
 
     def segment_id_pages(self, segment: int, total_segments: int, page_size: int, start_after: str | None = None):
-        return self._id_pages("scan", self._segment_request(segment, total_segments, start_after), page_size)
+        return self._id_pages("scan", segment_request(segment, total_segments, start_after), page_size)
 
     def year_last_writes(self, year: str, page_size: int, start_after: str | None = None):
         """(identifier, lastWrittenAt) from the year index, which projects every attribute; the index
         lags its items a little, as any global secondary index does (the accounting check allows it)."""
 
         def pair(item: dict) -> tuple[str, str | None]:
-            return _identifier_of(item), item.get(LAST_WRITTEN_AT, {}).get("S")
+            return identifier_of(item), item.get(LAST_WRITTEN_AT, {}).get("S")
 
-        return self._id_pages("query", self._year_request(year, start_after), page_size, pair,
+        return self._id_pages("query", year_request(year, start_after), page_size, pair,
                               {"#written": LAST_WRITTEN_AT})
 
     def count_year(self, year: str, start_after: str | None = None) -> int:
-        return self._count("query", self._year_request(year, start_after))
+        return self._count("query", year_request(year, start_after))
 
     def count_segment(self, segment: int, total_segments: int, start_after: str | None = None) -> int:
-        return self._count("scan", self._segment_request(segment, total_segments, start_after))
+        return self._count("scan", segment_request(segment, total_segments, start_after))
 
     # -- candidates ----------------------------------------------------------------------------
     def _aggregate_request(self, identifier: str, **extra) -> dict:
@@ -343,7 +299,7 @@ class DynamoDbStore(DynamoDbLedger):
         for identifier, child_keys in zip(ids, self._read_pool.map(self._existing_child_keys, ids), strict=True):
             hash_key = candidate_hash_key(identifier)
             stale = [key for key in child_keys if (hash_key, key) not in items_by_key]
-            requests += [{"DeleteRequest": {"Key": _key(hash_key, key)}} for key in stale]
+            requests += [{"DeleteRequest": {"Key": item_key(hash_key, key)}} for key in stale]
         self._batch_write(requests)
 
     # -- periods -------------------------------------------------------------------------------
@@ -372,7 +328,7 @@ class DynamoDbStore(DynamoDbLedger):
         return sorted(item[RANGE_KEY]["S"].removeprefix(f"{PERIOD}#") for item in self._items("query", request))
 
     def read_period(self, year: str) -> Period | None:
-        response = self.client.get_item(TableName=self.table_name, Key=_key(PERIOD, f"{PERIOD}#{year}"),
+        response = self.client.get_item(TableName=self.table_name, Key=item_key(PERIOD, f"{PERIOD}#{year}"),
                                         ConsistentRead=True)
         if "Item" not in response:
             return None

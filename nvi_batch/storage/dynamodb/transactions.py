@@ -25,14 +25,15 @@ from botocore.exceptions import ClientError
 
 from nvi_batch.domain.candidate import ApprovalItem, NoteItem
 from nvi_batch.domain.errors import MalformedRecord
-from nvi_batch.domain.items import HASH_KEY, RANGE_KEY, AggregateWrite, candidate_hash_key
+from nvi_batch.domain.items import HASH_KEY, AggregateWrite, candidate_hash_key
 from nvi_batch.storage.dynamodb.capacity import (
     WriteCapacityLimiter,
     consumed_units,
     item_size,
     transaction_write_units,
 )
-from nvi_batch.storage.dynamodb.values import serialize, string_key
+from nvi_batch.storage.dynamodb.scans import item_key
+from nvi_batch.storage.dynamodb.values import serialize
 from nvi_batch.storage.protocol import StoreUnavailable
 
 MAX_TRANSACTION_ACTIONS = 100
@@ -233,7 +234,7 @@ class Transactions:
         other aggregates) did write it."""
         hash_key = candidate_hash_key(write.candidate.identifier)  # the candidate item: range key = hash key
         response = self.client.get_item(
-            TableName=self.table_name, Key=string_key(HASH_KEY, hash_key, RANGE_KEY, hash_key),
+            TableName=self.table_name, Key=item_key(hash_key, hash_key),
             ProjectionExpression="#version", ExpressionAttributeNames={"#version": "version"}, ConsistentRead=True,
         )
         return response.get("Item", {}).get("version", {}).get("S") == write.version
