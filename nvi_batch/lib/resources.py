@@ -22,7 +22,7 @@ from pydantic import Field
 from nvi_batch.defs.launcher.executors import segment_processes, segment_tasks
 from nvi_batch.lib.partitions import add_year_of_run
 from nvi_batch.settings import DEPLOYMENT, SettingInvalid
-from nvi_batch.storage.dynamodb import DynamoDbStore
+from nvi_batch.storage.dynamodb import MAX_TRANSACTION_ACTIONS, DynamoDbStore
 from nvi_batch.storage.publications import LocalPublicationSource, S3PublicationSource
 from nvi_batch.storage.sql import SqlStore
 
@@ -41,10 +41,11 @@ def _sql_store(url: str) -> SqlStore:
 
 @functools.lru_cache(maxsize=16)
 def _dynamodb_store(table_name: str, ledger_table_name: str, region_name: str, endpoint_url: str,
-                    max_write_capacity_per_second: float, write_workers: int) -> DynamoDbStore:
+                    max_write_capacity_per_second: float, write_workers: int,
+                    transaction_actions: int) -> DynamoDbStore:
     return DynamoDbStore(table_name, region_name, endpoint_url or None, ledger_table_name=ledger_table_name,
                          max_write_capacity_per_second=max_write_capacity_per_second or None,
-                         write_workers=write_workers)
+                         write_workers=write_workers, transaction_actions=transaction_actions)
 
 
 def sqlite_url(data_dir: str) -> str:
@@ -88,11 +89,16 @@ class DynamoDbStoreResource(NviStoreResource):
                     "'adjust throughput', to leave the service its share of a provisioned table.",
     )
     write_workers: int = Field(default=4, ge=1, le=16,
-                               description="Aggregates written at once; writes are what DynamoDB throttles.")
+                               description="Transactions sent at once; writes are what DynamoDB throttles.")
+    transaction_actions: int = Field(
+        default=MAX_TRANSACTION_ACTIONS, ge=1, le=MAX_TRANSACTION_ACTIONS,
+        description="Items one transaction writes: as many aggregates as fit (an aggregate of more goes alone). "
+                    "Fewer calls the more; a service write to any of them sends the others again.",
+    )
 
     def open(self) -> DynamoDbStore:
         return _dynamodb_store(self.table_name, self.ledger_table_name, self.region_name, self.endpoint_url,
-                               self.max_write_capacity_per_second, self.write_workers)
+                               self.max_write_capacity_per_second, self.write_workers, self.transaction_actions)
 
 
 class PublicationSourceResource(dg.ConfigurableResource):

@@ -18,6 +18,9 @@ pytestmark = pytest.mark.slow
 # moto copies the whole table for every transaction, so a write costs more the larger the table:
 # sixty candidates keep each test short and still make every fault happen many times.
 COUNT = 60
+# Transactions of a dozen items (two or three aggregates): shared transactions, and enough of them
+# for the faults on writes to recur.
+TRANSACTION_ACTIONS = 12
 
 
 @pytest.fixture
@@ -36,16 +39,17 @@ def through(proxy: DynamoDbFaultProxy, direct) -> DynamoDbStoreResource:
     """One writer at a time: moto does not isolate transactions (a cancelled one restores its snapshot of
     the whole table, undoing what others wrote meanwhile), which real DynamoDB does."""
     return DynamoDbStoreResource(table_name=direct.table_name, ledger_table_name=direct.ledger_table_name,
-                                 region_name=REGION, endpoint_url=proxy.url, write_workers=1)
+                                 region_name=REGION, endpoint_url=proxy.url, write_workers=1,
+                                 transaction_actions=TRANSACTION_ACTIONS)
 
 
 def test_throttled_requests_refresh_every_candidate_exactly_once(tables, proxy):
     direct, ids = tables
     proxy.throttle = [
-        FaultRule(every=10),  # one request in ten: botocore's own retries absorb these
+        FaultRule(every=7),  # one request in seven: botocore's own retries absorb these
         # bursts longer than botocore's 3 attempts on the writes: they reach the engine, whose retry
         # writes only the aggregates a partly refused chunk did not write
-        FaultRule(every=40, burst=4, operations=("TransactWriteItems",)),
+        FaultRule(every=12, burst=4, operations=("TransactWriteItems",)),
     ]
     with ephemeral_instance_with_year() as instance:
         refresh = refresh_year(instance, through(proxy, direct), outage_budget_seconds=60)

@@ -6,6 +6,7 @@ through the low-level client, so that the store is proven to read and write the 
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import dagster as dg
@@ -176,7 +177,13 @@ def test_an_aggregate_over_one_transaction_is_refused_naming_the_candidate(dynam
     assert dynamodb.read_candidates([candidate.identifier])[candidate.identifier].notes == candidate.notes
 
 
-def cancelled(*codes: str) -> ClientError:
+def cancelled(actions: list[dict], refused: str, code: str) -> ClientError:
+    """DynamoDB's cancellation of a transaction: one reason per action, `code` on the refused aggregate's first."""
+    codes, flagged = [], False
+    for action in actions:
+        own = action["Put"]["Item"]["identifier"]["S"] == refused and not flagged
+        flagged = flagged or own
+        codes.append(code if own else "None")
     reasons = [{"Code": code, "Message": f"{code} happened"} for code in codes]
     return ClientError(
         {"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"}, "CancellationReasons": reasons},
@@ -185,23 +192,27 @@ def cancelled(*codes: str) -> ClientError:
 
 
 @pytest.mark.parametrize(
-    ("codes", "error_type", "error_class"),
+    ("code", "error_type", "error_class"),
     [
-        (("ThrottlingError", "None"), StoreUnavailable, "transient"),
-        (("TransactionConflict",), StoreUnavailable, "transient"),
-        (("ValidationError",), MalformedRecord, "permanent"),
+        ("ThrottlingError", StoreUnavailable, "transient"),
+        ("TransactionConflict", StoreUnavailable, "transient"),
+        ("ValidationError", MalformedRecord, "permanent"),
     ],
 )
-def test_a_cancelled_transaction_is_classified_from_its_reasons(dynamodb, monkeypatch, codes, error_type, error_class):
+def test_a_cancelled_transaction_fails_the_aggregate_its_reasons_name_and_writes_the_others(
+        dynamodb, monkeypatch, code, error_type, error_class):
     records = list(demo_candidates(3, seed=6))
     dynamodb.put_candidates(records)
     chunk = list(dynamodb.read_candidates([c.identifier for c in records]).values())
     refused = chunk[1].identifier
     real = dynamodb.client.transact_write_items
+    sent = []  # the aggregates of each transaction sent
 
     def transact_write_items(TransactItems, **kwargs):
-        if TransactItems[0]["Put"]["Item"]["identifier"]["S"] == refused:
-            raise cancelled(*codes)
+        identifiers = list(dict.fromkeys(action["Put"]["Item"]["identifier"]["S"] for action in TransactItems))
+        sent.append(identifiers)
+        if refused in identifiers:
+            raise cancelled(TransactItems, refused, code)
         return real(TransactItems=TransactItems, **kwargs)
 
     monkeypatch.setattr(dynamodb.client, "transact_write_items", transact_write_items)
@@ -210,10 +221,12 @@ def test_a_cancelled_transaction_is_classified_from_its_reasons(dynamodb, monkey
         dynamodb.write_candidates(chunk, Checkpoint(JOB, "2024", chunk[-1].identifier))
 
     assert classify(raised.value).error_class == error_class
+    assert sent == [[c.identifier for c in chunk], [chunk[0].identifier, chunk[2].identifier]]
     assert dynamodb.load_checkpoint(JOB, "2024") is None
     stored = dynamodb.read_candidates([c.identifier for c in chunk])
     assert [stored[c.identifier].revision == c.revision for c in chunk] == [True, True, True]
-    assert chunk[1].revision == records[1].revision and chunk[0].revision == (records[0].revision or 0) + 1
+    assert chunk[1].revision == records[1].revision
+    assert [chunk[i].revision for i in (0, 2)] == [(records[i].revision or 0) + 1 for i in (0, 2)]
 
 
 def test_ledger_jobs_outside_the_listed_ones_are_refused(dynamodb):
@@ -271,6 +284,31 @@ def test_an_approval_the_service_changed_without_touching_the_candidate_is_a_con
     again = dynamodb.read_candidates([candidate.identifier])[candidate.identifier]
     assert dynamodb.write_candidates([again]).written == [candidate.identifier]
     assert raw(dynamodb, hash_key, approval_key)["data"]["M"]["reason"] == {"S": "Changed by the service"}
+
+
+def test_aggregates_share_a_transaction_and_a_conflict_in_it_holds_back_only_its_own_aggregate(dynamodb):
+    records = [c for c in demo_candidates(20, seed=8) if c.approvals][:4]
+    dynamodb.put_candidates(records)
+    ids = [c.identifier for c in records]
+    chunk = [dynamodb.read_candidates(ids)[i] for i in ids]
+    hash_key = f"CANDIDATE#{ids[2]}"
+    changed = raw(dynamodb, hash_key, chunk[2].approval_items[0].key)
+    changed["revision"] = {"N": str(int(changed["revision"]["N"]) + 1)}
+    service_put(dynamodb, changed)
+    sent = []  # the aggregates of each transaction, as it leaves for the server
+    dynamodb.client.meta.events.register(
+        "before-send.dynamodb.TransactWriteItems",
+        lambda request, **_: sent.append(
+            list(dict.fromkeys(a["Put"]["Item"]["identifier"]["S"] for a in json.loads(request.body)["TransactItems"]))
+        ),
+    )
+
+    result = dynamodb.write_candidates(chunk)
+
+    assert (result.written, result.conflicts) == ([ids[0], ids[1], ids[3]], [ids[2]])
+    assert sent == [ids, [ids[0], ids[1], ids[3]]], "one transaction, then again without the conflicting aggregate"
+    stored = dynamodb.read_candidates(ids)
+    assert [stored[i].revision for i in ids] == [(c.revision or 0) + (i != 2) for i, c in enumerate(records)]
 
 
 def test_a_note_the_service_deleted_meanwhile_is_not_written_back(dynamodb):

@@ -102,14 +102,17 @@ def test_an_unchanged_aggregate_keeps_its_stored_text(sql_store):
 @pytest.mark.aws
 def test_dynamodb_retries_a_transaction_whose_response_was_lost_with_the_same_token(moto_endpoint):
     with dynamodb_store(moto_endpoint) as direct, DynamoDbFaultProxy(moto_endpoint) as proxy:
-        direct.put_candidates(list(demo_candidates(3, seed=14)))
-        ids = [c.identifier for c in demo_candidates(3, seed=14)]
-        store = DynamoDbStore(direct.table_name, REGION, proxy.url, ledger_table_name=direct.ledger_table_name)
-        tokens = []  # (aggregate, token) of every request sent, botocore's own retries included
+        direct.put_candidates(list(demo_candidates(6, seed=14)))
+        ids = [c.identifier for c in demo_candidates(6, seed=14)]
+        # transactions of a dozen items: two or three aggregates each, so that several are sent
+        store = DynamoDbStore(direct.table_name, REGION, proxy.url, ledger_table_name=direct.ledger_table_name,
+                              transaction_actions=12)
+        sent = []  # (aggregates, token) of every request sent, botocore's own retries included
 
         def note_token(request, **_):
-            sent = json.loads(request.body)
-            tokens.append((sent["TransactItems"][0]["Put"]["Item"]["identifier"]["S"], sent.get("ClientRequestToken")))
+            body = json.loads(request.body)
+            aggregates = tuple(dict.fromkeys(a["Put"]["Item"]["identifier"]["S"] for a in body["TransactItems"]))
+            sent.append((aggregates, body.get("ClientRequestToken")))
 
         store.client.meta.events.register("before-send.dynamodb.TransactWriteItems", note_token)
         chunk = [store.read_candidates(ids)[i] for i in ids]
@@ -122,9 +125,11 @@ def test_dynamodb_retries_a_transaction_whose_response_was_lost_with_the_same_to
         assert sorted(result.written) == sorted(ids) and result.conflicts == []
         stored = direct.read_candidates(ids)
         assert all(stored[i].revision == before[i] + 1 for i in ids), "each aggregate written exactly once"
-        by_aggregate: dict[str, set] = {}
-        for identifier, token in tokens:
-            by_aggregate.setdefault(identifier, set()).add(token)
-        assert len(tokens) > len(ids), "the lost ones were sent again"
-        assert by_aggregate == {i: {stored[i].version} for i in ids}, "one token per aggregate write: its version"
+        tokens: dict[tuple, set] = {}
+        for aggregates, token in sent:
+            tokens.setdefault(aggregates, set()).add(token)
+        assert sum(len(aggregates) > 1 for aggregates in tokens) >= 1, "aggregates shared a transaction"
+        assert len(sent) > len(tokens), "the lost ones were sent again"
+        assert all(len(group_tokens) == 1 for group_tokens in tokens.values()), "one token per transaction: resent as sent"
+        assert len({token for group_tokens in tokens.values() for token in group_tokens}) == len(tokens)
         store.dispose()

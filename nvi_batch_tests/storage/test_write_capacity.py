@@ -19,8 +19,9 @@ def test_writes_are_held_to_the_configured_capacity_per_second(moto_endpoint):
     with dynamodb_store(moto_endpoint) as direct:
         candidates = list(demo_candidates(8, seed=21))  # about 80 WCU: some 6 s at the cap
         direct.put_candidates(candidates)
+        # transactions of a dozen items (two or three aggregates), so that several are paced
         store = DynamoDbStore(direct.table_name, REGION, moto_endpoint, ledger_table_name=direct.ledger_table_name,
-                              write_workers=4, max_write_capacity_per_second=CAP)
+                              write_workers=4, max_write_capacity_per_second=CAP, transaction_actions=12)
         chunk = list(store.read_candidates([c.identifier for c in candidates]).values())
         sent = []  # (when, WCU) of every transaction as it leaves for the server
 

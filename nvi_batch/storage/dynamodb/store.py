@@ -1,15 +1,9 @@
 """Candidates and periods on the nva-nvi table, through the low-level client.
 
 An aggregate (candidate + approvals + notes, items as `domain/items.py` describes them) is read with
-one consistent Query on its hash key and written with one TransactWriteItems: each Put replaces its
-item with the attributes the DAO would write (`planned_write`) and is conditional on what was read —
-the candidate and each approval on its own revision, each note on its version — so that nothing the
-service changed meanwhile (it may update an approval or delete a note without touching the
-candidate) is overwritten. Item kinds the aggregate does not own are never written.
-
-Limits of the write-back, by design: approvals and notes no longer in the aggregate are not deleted
-(no job removes any); an aggregate of more than 100 items is refused (one transaction holds at most
-100 actions).
+one consistent Query on its hash key and written back with conditional Puts, several aggregates to a
+TransactWriteItems (`transactions.py`). Periods are single items; scans page through the year index
+or segments of the table.
 """
 
 from __future__ import annotations
@@ -25,20 +19,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from nvi_batch.domain.candidate import ApprovalItem, CandidateAggregate, NoteItem
+from nvi_batch.domain.candidate import CandidateAggregate
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.instants import now_timestamp
 from nvi_batch.domain.items import (
-    CANDIDATE,
     HASH_KEY,
     LAST_WRITTEN_AT,
     PERIOD,
     PERIOD_ATTRIBUTES,
     RANGE_KEY,
-    YEAR_HASH_KEY,
-    YEAR_INDEX,
-    YEAR_RANGE_KEY,
-    AggregateWrite,
     aggregate_from_items,
     candidate_hash_key,
     is_approval_key,
@@ -48,21 +37,23 @@ from nvi_batch.domain.items import (
     unknown_attributes,
 )
 from nvi_batch.domain.period import Period
-from nvi_batch.storage.dynamodb.capacity import WriteCapacityLimiter, consumed_units, transaction_write_units
+from nvi_batch.storage.dynamodb.capacity import WriteCapacityLimiter
 from nvi_batch.storage.dynamodb.ledger import DynamoDbLedger
+from nvi_batch.storage.dynamodb.scans import identifier_of, item_key, segment_request, year_request
 from nvi_batch.storage.dynamodb.tables import ledger_table_definition, table_definition
-from nvi_batch.storage.dynamodb.values import deserialize, serialize, string_key
+from nvi_batch.storage.dynamodb.transactions import (
+    MAX_TRANSACTION_ACTIONS,
+    AggregatePuts,
+    Outcome,
+    Transactions,
+    aggregate_puts,
+    transaction_groups,
+    unchanged_since_read,
+)
+from nvi_batch.storage.dynamodb.values import deserialize, serialize
 from nvi_batch.storage.protocol import Checkpoint, StoreUnavailable, WriteResult
 
-MAX_TRANSACTION_ACTIONS = 100
 BATCH_WRITE_LIMIT = 25
-_TRANSIENT_CANCELLATIONS = frozenset(
-    {"ThrottlingError", "ProvisionedThroughputExceeded", "TransactionConflict", "RequestLimitExceeded"}
-)
-_THROTTLING_ERRORS = frozenset(
-    {"ThrottlingException", "ThrottlingError", "ProvisionedThroughputExceededException",
-     "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
-)
 _session_lock = threading.Lock()
 
 
@@ -73,60 +64,13 @@ def _shared_session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-def _key(hash_key: str, range_key: str) -> dict:
-    return string_key(HASH_KEY, hash_key, RANGE_KEY, range_key)
-
-
-def _identifier_of(item: dict) -> str:
-    return item[HASH_KEY]["S"].removeprefix(f"{CANDIDATE}#")
-
-
-def _unchanged_since_read(read_revision: int | None) -> dict:
-    """The candidate (and each approval) is written only if its stored revision is still the one read;
-    a row without one only while it has none."""
-    if read_revision is None:
-        return {
-            "ConditionExpression": "attribute_exists(#hash) AND attribute_not_exists(#revision)",
-            "ExpressionAttributeNames": {"#hash": HASH_KEY, "#revision": "revision"},
-        }
-    return {
-        "ConditionExpression": "#revision = :read_revision",
-        "ExpressionAttributeNames": {"#revision": "revision"},
-        "ExpressionAttributeValues": {":read_revision": {"N": str(read_revision)}},
-    }
-
-
-def _note_unchanged_since_read(read_version: str | None) -> dict:
-    """A note has no revision (NoteDao): it is written only if it still has the version it was read with."""
-    if read_version is None:
-        return {
-            "ConditionExpression": "attribute_exists(#hash) AND attribute_not_exists(#version)",
-            "ExpressionAttributeNames": {"#hash": HASH_KEY, "#version": "version"},
-        }
-    return {
-        "ConditionExpression": "#version = :read_version",
-        "ExpressionAttributeNames": {"#version": "version"},
-        "ExpressionAttributeValues": {":read_version": {"S": read_version}},
-    }
-
-
-_NOT_STORED_YET = {"ConditionExpression": "attribute_not_exists(#hash)", "ExpressionAttributeNames": {"#hash": HASH_KEY}}
-
-
-def _condition(child: ApprovalItem | NoteItem) -> dict:
-    if child.key is None:
-        return _NOT_STORED_YET
-    if isinstance(child, ApprovalItem):
-        return _unchanged_since_read(child.revision)
-    return _note_unchanged_since_read(child.version)
-
-
 class DynamoDbStore(DynamoDbLedger):
     """CandidateStore, FailureLedger and ControlStore: candidates and periods on the nva-nvi table
     (`table_name`), the ledger, checkpoints and settings on nvi_batch's own (`ledger_table_name`).
 
-    Reads of a chunk run on `max_pool_connections` threads (one Query per aggregate); writes on
-    `write_workers` threads, kept lower because writes are what DynamoDB throttles, and held to
+    Reads of a chunk run on `max_pool_connections` threads (one Query per aggregate); writes, several
+    aggregates to a transaction of at most `transaction_actions` items, on `write_workers` threads,
+    kept lower because writes are what DynamoDB throttles, and held to
     `max_write_capacity_per_second` (WCU, as ConsumedCapacity reports them; None: no cap) with an
     adaptive back-off when DynamoDB throttles anyway (`capacity.WriteCapacityLimiter`).
     """
@@ -141,9 +85,12 @@ class DynamoDbStore(DynamoDbLedger):
         max_pool_connections: int = 16,
         write_workers: int = 4,
         max_write_capacity_per_second: float | None = None,
+        transaction_actions: int = MAX_TRANSACTION_ACTIONS,
     ):
         if not 1 <= write_workers <= max_pool_connections:
             raise ValueError(f"write_workers must lie in 1..{max_pool_connections}, got {write_workers}")
+        if not 1 <= transaction_actions <= MAX_TRANSACTION_ACTIONS:
+            raise ValueError(f"transaction_actions must lie in 1..{MAX_TRANSACTION_ACTIONS}, got {transaction_actions}")
         if not ledger_table_name or ledger_table_name == table_name:
             raise ValueError("the ledger needs a table of its own: the service's table holds only the service's rows")
         self.table_name = table_name
@@ -157,7 +104,8 @@ class DynamoDbStore(DynamoDbLedger):
             )
         self._read_pool = ThreadPoolExecutor(max_pool_connections, thread_name_prefix="nvi-dynamodb-read")
         self._write_pool = ThreadPoolExecutor(write_workers, thread_name_prefix="nvi-dynamodb-write")
-        self.write_capacity = WriteCapacityLimiter(max_write_capacity_per_second)
+        self.transaction_actions = transaction_actions
+        self.transactions = Transactions(self.client, table_name, WriteCapacityLimiter(max_write_capacity_per_second))
 
     def __repr__(self) -> str:
         endpoint = f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
@@ -214,40 +162,7 @@ class DynamoDbStore(DynamoDbLedger):
                 raise StoreUnavailable(f"DynamoDB left {len(pending[self.table_name])} batch writes unprocessed")
 
     # -- scans ---------------------------------------------------------------------------------
-    def _year_request(self, year: str, start_after: str | None) -> dict:
-        request = {
-            "IndexName": YEAR_INDEX,
-            "KeyConditionExpression": "#year = :year",
-            "ExpressionAttributeNames": {"#year": YEAR_HASH_KEY},
-            "ExpressionAttributeValues": {":year": {"S": year}},
-        }
-        if start_after is not None:
-            hash_key = candidate_hash_key(start_after)
-            request["ExclusiveStartKey"] = {
-                **_key(hash_key, hash_key),
-                YEAR_HASH_KEY: {"S": year},
-                YEAR_RANGE_KEY: {"S": start_after},
-            }
-        return request
-
-    def _segment_request(self, segment: int, total_segments: int, start_after: str | None) -> dict:
-        """A segment of the table, candidates only. The cursor continues the segment in its own (hash)
-        order: DynamoDB accepts any item key of the segment as ExclusiveStartKey."""
-        if not 0 <= segment < total_segments:
-            raise ValueError(f"segment {segment} is outside 0..{total_segments - 1}")
-        request = {
-            "Segment": segment,
-            "TotalSegments": total_segments,
-            "FilterExpression": "#type = :candidate",
-            "ExpressionAttributeNames": {"#type": "type"},
-            "ExpressionAttributeValues": {":candidate": {"S": CANDIDATE}},
-        }
-        if start_after is not None:
-            hash_key = candidate_hash_key(start_after)
-            request["ExclusiveStartKey"] = _key(hash_key, hash_key)
-        return request
-
-    def _id_pages(self, operation: str, request: dict, page_size: int, row=_identifier_of,
+    def _id_pages(self, operation: str, request: dict, page_size: int, row=identifier_of,
                   attributes: dict | None = None) -> Iterator[list]:
         """Pages of exactly `page_size` ids (the last may be shorter): a filtered Scan page holds fewer.
         `row` makes each page entry from an item holding the hash key and the named `attributes`."""
@@ -271,26 +186,26 @@ class DynamoDbStore(DynamoDbLedger):
         return sum(response["Count"] for response in self._pages(operation, {**request, "Select": "COUNT"}))
 
     def candidate_id_pages(self, year: str, page_size: int, start_after: str | None = None):
-        return self._id_pages("query", self._year_request(year, start_after), page_size)
+        return self._id_pages("query", year_request(year, start_after), page_size)
 
     def segment_id_pages(self, segment: int, total_segments: int, page_size: int, start_after: str | None = None):
-        return self._id_pages("scan", self._segment_request(segment, total_segments, start_after), page_size)
+        return self._id_pages("scan", segment_request(segment, total_segments, start_after), page_size)
 
     def year_last_writes(self, year: str, page_size: int, start_after: str | None = None):
         """(identifier, lastWrittenAt) from the year index, which projects every attribute; the index
         lags its items a little, as any global secondary index does (the accounting check allows it)."""
 
         def pair(item: dict) -> tuple[str, str | None]:
-            return _identifier_of(item), item.get(LAST_WRITTEN_AT, {}).get("S")
+            return identifier_of(item), item.get(LAST_WRITTEN_AT, {}).get("S")
 
-        return self._id_pages("query", self._year_request(year, start_after), page_size, pair,
+        return self._id_pages("query", year_request(year, start_after), page_size, pair,
                               {"#written": LAST_WRITTEN_AT})
 
     def count_year(self, year: str, start_after: str | None = None) -> int:
-        return self._count("query", self._year_request(year, start_after))
+        return self._count("query", year_request(year, start_after))
 
     def count_segment(self, segment: int, total_segments: int, start_after: str | None = None) -> int:
-        return self._count("scan", self._segment_request(segment, total_segments, start_after))
+        return self._count("scan", segment_request(segment, total_segments, start_after))
 
     # -- candidates ----------------------------------------------------------------------------
     def _aggregate_request(self, identifier: str, **extra) -> dict:
@@ -316,111 +231,48 @@ class DynamoDbStore(DynamoDbLedger):
         aggregates = self._read_pool.map(self._read_aggregate, identifiers)
         return {aggregate.identifier: aggregate for aggregate in aggregates if aggregate is not None}
 
-    def _transaction(self, write: AggregateWrite) -> list[dict]:
-        """One conditional Put per item: the candidate on its revision, each child as it was read."""
-        candidate = write.candidate
-        if len(write.items) > MAX_TRANSACTION_ACTIONS:
-            raise MalformedRecord(
-                candidate.identifier, "aggregate",
-                f"1 candidate + {len(candidate.approval_items)} approvals + {len(candidate.note_items)} notes: more "
-                f"items than one DynamoDB transaction can write ({MAX_TRANSACTION_ACTIONS})",
-            )
-        conditions = [_unchanged_since_read(candidate.revision), *map(_condition, write.children)]
+    def _puts(self, candidate: CandidateAggregate, now: str) -> AggregatePuts | MalformedRecord:
         try:
-            return [
-                {"Put": {"TableName": self.table_name, "Item": serialize(item), **condition}}
-                for item, condition in zip(write.items, conditions, strict=True)
-            ]
-        except (TypeError, ValueError) as error:
-            raise MalformedRecord(candidate.identifier, "data", f"not storable in DynamoDB: {error}") from None
-
-    def _commit(self, write: AggregateWrite) -> bool:
-        """One aggregate, one transaction: True if written, False on a lock conflict; other refusals raise.
-
-        The write is planned once (`planned_write`) and its request token is the new version, so every
-        retry of it, by botocore or by the engine, sends the same transaction with the same token: one
-        that did land succeeds again (DynamoDB keeps tokens for ten minutes) instead of failing its own
-        revision check as a phantom conflict. After that, a failed condition is checked by reading
-        the candidate's version back: if it is this write's, the aggregate is written.
-        """
-        identifier = write.candidate.identifier
-        transaction = self._transaction(write)
-        units = transaction_write_units(transaction)
-        self.write_capacity.wait_turn(units)
-        try:
-            response = self.client.transact_write_items(
-                TransactItems=transaction, ClientRequestToken=write.version, ReturnConsumedCapacity="TOTAL"
-            )
-            self.write_capacity.consumed(consumed_units(response) or units, reserved=units)
-            return True
-        except ClientError as error:
-            code = error.response["Error"]["Code"]
-            message = error.response["Error"].get("Message", "")
-            if code in _THROTTLING_ERRORS:
-                self.write_capacity.throttled()
-                raise
-            if code == "ValidationException":
-                raise MalformedRecord(identifier, "aggregate", f"DynamoDB refused the write: {message}") from None
-            if code != "TransactionCanceledException":
-                raise
-            reasons = error.response.get("CancellationReasons") or []
-            codes = {reason.get("Code") for reason in reasons}
-            if "ConditionalCheckFailed" in codes:
-                return self._carries_version(write)
-            if codes & _THROTTLING_ERRORS:
-                self.write_capacity.throttled()
-            if codes & _TRANSIENT_CANCELLATIONS:
-                raise StoreUnavailable(f"candidate {identifier}: transaction cancelled ({', '.join(sorted(codes))})") from None
-            if "ValidationError" in codes:
-                detail = "; ".join(r.get("Message", "") for r in reasons if r.get("Code") == "ValidationError")
-                raise MalformedRecord(identifier, "aggregate", f"DynamoDB refused the write: {detail}") from None
-            raise
-
-    def _carries_version(self, write: AggregateWrite) -> bool:
-        """After a failed condition: whether the candidate item already carries this write's version,
-        i.e. an attempt whose response was lost (and whose token has expired) did write it."""
-        hash_key = candidate_hash_key(write.candidate.identifier)  # the candidate item: range key = hash key
-        response = self.client.get_item(
-            TableName=self.table_name, Key=_key(hash_key, hash_key),
-            ProjectionExpression="#version", ExpressionAttributeNames={"#version": "version"}, ConsistentRead=True,
-        )
-        return response.get("Item", {}).get("version", {}).get("S") == write.version
-
-    def _commit_capturing(self, write: AggregateWrite | Exception) -> tuple[bool, Exception | None]:
-        if isinstance(write, Exception):
-            return False, write
-        try:
-            return self._commit(write), None
-        except Exception as error:  # handed back so that the other aggregates still finish
-            return False, error
-
-    def _next_write(self, candidate: CandidateAggregate, now: str) -> AggregateWrite | Exception:
-        try:
-            return planned_write(candidate, now)
+            return aggregate_puts(self.table_name, planned_write(candidate, now))
         except MalformedRecord as error:
             return error
+
+    def _commit_capturing(self, group: list[AggregatePuts]) -> list[Outcome]:
+        try:
+            return self.transactions.commit(group)
+        except Exception as error:  # handed back so that the other transactions still finish
+            return [error] * len(group)
 
     def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
         """Plan each write (its versions and `lastWrittenAt`); its transaction is built when it is sent."""
         now = now_timestamp()
         for candidate in candidates:
-            self._next_write(candidate, now)
+            try:
+                planned_write(candidate, now)
+            except MalformedRecord:
+                pass  # refused, naming why, by write_candidates
 
     def write_candidates(self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None):
-        """Each aggregate in its own transaction; the checkpoint only once every one of them is written.
+        """Several aggregates to a transaction (`transactions.py`), conflicts told apart per aggregate;
+        the checkpoint only once every one of them is written.
 
         Aggregates written before an error stay written (their objects are updated); the first error
         is raised after all have been tried, without saving the checkpoint.
         """
         now = now_timestamp()
-        writes = [self._next_write(candidate, now) for candidate in candidates]
-        outcomes = self._write_pool.map(self._commit_capturing, writes)
+        puts = [self._puts(candidate, now) for candidate in candidates]
+        sendable = [p for p in puts if isinstance(p, AggregatePuts)]
+        groups = transaction_groups(sendable, self.transaction_actions)
+        outcomes: dict[int, Outcome] = {}
+        for group, group_outcomes in zip(groups, self._write_pool.map(self._commit_capturing, groups), strict=True):
+            outcomes.update({id(aggregate): outcome for aggregate, outcome in zip(group, group_outcomes, strict=True)})
         written, conflicts, errors = [], [], []
-        for candidate, write, (committed, error) in zip(candidates, writes, outcomes, strict=True):
-            if error is not None:
-                errors.append(error)
-            elif committed:
-                write.apply()
+        for candidate, put in zip(candidates, puts, strict=True):
+            outcome = put if isinstance(put, Exception) else outcomes[id(put)]
+            if isinstance(outcome, Exception):
+                errors.append(outcome)
+            elif outcome:
+                put.write.apply()
                 written.append(candidate.identifier)
             else:
                 conflicts.append(candidate.identifier)
@@ -447,7 +299,7 @@ class DynamoDbStore(DynamoDbLedger):
         for identifier, child_keys in zip(ids, self._read_pool.map(self._existing_child_keys, ids), strict=True):
             hash_key = candidate_hash_key(identifier)
             stale = [key for key in child_keys if (hash_key, key) not in items_by_key]
-            requests += [{"DeleteRequest": {"Key": _key(hash_key, key)}} for key in stale]
+            requests += [{"DeleteRequest": {"Key": item_key(hash_key, key)}} for key in stale]
         self._batch_write(requests)
 
     # -- periods -------------------------------------------------------------------------------
@@ -476,7 +328,7 @@ class DynamoDbStore(DynamoDbLedger):
         return sorted(item[RANGE_KEY]["S"].removeprefix(f"{PERIOD}#") for item in self._items("query", request))
 
     def read_period(self, year: str) -> Period | None:
-        response = self.client.get_item(TableName=self.table_name, Key=_key(PERIOD, f"{PERIOD}#{year}"),
+        response = self.client.get_item(TableName=self.table_name, Key=item_key(PERIOD, f"{PERIOD}#{year}"),
                                         ConsistentRead=True)
         if "Item" not in response:
             return None
@@ -495,7 +347,7 @@ class DynamoDbStore(DynamoDbLedger):
             self.client.put_item(
                 TableName=self.table_name,
                 Item=serialize(self._period_item(period, revision, version, now)),
-                **_unchanged_since_read(period.revision),
+                **unchanged_since_read(period.revision),
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
