@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from typing import NamedTuple
 
 import psycopg2.extras
 import sqlalchemy as sa
@@ -149,6 +150,21 @@ _SQLITE_ROW_UPDATE = (
     "UPDATE nvi_candidates SET period_year = ?, revision = ?, version = ?, last_written_at = ?, data = ?, "
     "approvals = ?, notes = ?, extra_attributes = ? WHERE identifier = ? AND revision IS ?"
 )
+# The same for a row that stays in its year (nearly all): SQLite rewrites the entries of an index
+# whose column a statement sets, even to the same value; leaving period_year out skips the year index.
+_SQLITE_ROW_UPDATE_SAME_YEAR = (
+    "UPDATE nvi_candidates SET revision = ?, version = ?, last_written_at = ?, data = ?, "
+    "approvals = ?, notes = ?, extra_attributes = ? WHERE identifier = ? AND revision IS ?"
+)
+
+
+class _EncodedRow(NamedTuple):
+    """A planned row write as its statement's parameters, encoded ahead of the write."""
+
+    identifier: str
+    version: str  # the planned version: a row carrying it is written
+    same_year: bool  # SQLite: the row keeps the period_year it was read with
+    parameters: tuple
 
 
 def _dumps(value) -> str:
@@ -234,37 +250,52 @@ def _period_extra(year: str, text: str | None) -> dict:
     return extra
 
 
-def _aggregate(row) -> CandidateAggregate:
-    """The aggregate of a row. A column whose JSON does not parse, or that is not the shape this store
-    writes, is neither passed on as text nor guessed at: the aggregate names it in `unreadable`, so the
-    candidate fails alone, naming the column, and nothing about it is written back."""
+def _approvals_column(text) -> list[dict]:
+    return _child_items(text, "approvals", is_approval_key)
+
+
+def _notes_column(text) -> list[dict]:
+    return _child_items(text, "notes", is_note_key)
+
+
+def _extra_attributes_column(text) -> object:
+    return {} if text == _NO_EXTRA_ATTRIBUTES else _parsed(text)
+
+
+# The JSON columns of a row as read (`_SELECT_ROWS`): name, position and reader.
+_JSON_COLUMNS = (("data", 5, _parsed), ("approvals", 6, _approvals_column), ("notes", 7, _notes_column),
+                 ("extra_attributes", 8, _extra_attributes_column))
+
+
+def _aggregate(row: tuple) -> CandidateAggregate:
+    """The aggregate of a row (in `_ROW_COLUMNS` order). A column whose JSON does not parse, or that
+    is not the shape this store writes, is neither passed on as text nor guessed at: the aggregate
+    names it in `unreadable`, so the candidate fails alone, naming the column, and nothing about it
+    is written back."""
+    identifier, period_year, revision, version, last_written_at = row[:5]
     unreadable, columns = {}, {}
-    readers = {
-        "data": _parsed,
-        "approvals": lambda text: _child_items(text, "approvals", is_approval_key),
-        "notes": lambda text: _child_items(text, "notes", is_note_key),
-        "extra_attributes": lambda text: {} if text == _NO_EXTRA_ATTRIBUTES else _parsed(text),
-    }
-    for name, read in readers.items():
+    for name, position, read in _JSON_COLUMNS:
         try:
-            columns[name] = read(row[name])
+            columns[name] = read(row[position])
         except _Unreadable as problem:
             unreadable[name] = str(problem)
     if not isinstance(columns.get("extra_attributes", {}), dict):
         unreadable["extra_attributes"] = f"not an object: {described(columns.pop('extra_attributes'))}"
     candidate_item = {
         DATA: columns.get("data"),
-        REVISION: row["revision"],
-        VERSION: row["version"],
-        LAST_WRITTEN_AT: row["last_written_at"],
-        PERIOD_YEAR: row["period_year"],
+        REVISION: revision,
+        VERSION: version,
+        LAST_WRITTEN_AT: last_written_at,
+        PERIOD_YEAR: period_year,
     }
     if unreadable:
-        aggregate = aggregate_from_items(row["identifier"], candidate_item, [])
+        aggregate = aggregate_from_items(identifier, candidate_item, [])
         aggregate.unreadable = unreadable
         return aggregate
     candidate_item.update(columns["extra_attributes"])
-    return aggregate_from_items(row["identifier"], candidate_item, [*columns["approvals"], *columns["notes"]])
+    aggregate = aggregate_from_items(identifier, candidate_item, [*columns["approvals"], *columns["notes"]])
+    aggregate.stored_period_year = period_year
+    return aggregate
 
 
 def _dialect_insert(dialect: str):
@@ -383,7 +414,7 @@ class SqlStore:
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-        return {row[0]: _aggregate(dict(zip(_ROW_COLUMNS, row, strict=True))) for row in rows}
+        return {row[0]: _aggregate(row) for row in rows}
 
     def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
         """Plan each write and encode its row (the JSON text of its columns), so that the write itself
@@ -436,23 +467,37 @@ class SqlStore:
     def _postgres(self) -> bool:
         return self.engine.dialect.name == "postgresql"
 
-    @staticmethod
-    def _row(plan: AggregateWrite) -> tuple:
-        """(identifier, the revision it was read with, then the row's columns as written)."""
+    def _row(self, plan: AggregateWrite) -> _EncodedRow:
+        """The row's write as the dialect's statement takes it: on PostgreSQL (identifier, the revision
+        it was read with, the row's columns as written); on SQLite the SET values, then the identifier
+        and read revision."""
         values = _row_values(plan.candidate, plan.items)
-        return (values["identifier"], plan.candidate.revision, *(values[name] for name in _ROW_COLUMNS[1:]))
+        identifier, read_revision = values["identifier"], plan.candidate.revision
+        stored_year = plan.candidate.stored_period_year
+        same_year = stored_year is not None and values["period_year"] == stored_year
+        if self._postgres:
+            parameters = (identifier, read_revision, *(values[name] for name in _ROW_COLUMNS[1:]))
+        else:
+            set_columns = _ROW_COLUMNS[2:] if same_year else _ROW_COLUMNS[1:]
+            parameters = (*(values[name] for name in set_columns), identifier, read_revision)
+        return _EncodedRow(identifier, plan.version, same_year, parameters)
 
-    def _write_rows(self, cursor, rows: list[tuple]) -> set[str]:
+    def _write_rows(self, cursor, rows: list[_EncodedRow]) -> set[str]:
         """The ids of the rows the conditional write changed."""
         if self._postgres:
-            returned = psycopg2.extras.execute_values(cursor, _POSTGRES_CHUNK_UPDATE, rows, page_size=len(rows),
-                                                      fetch=True)
+            returned = psycopg2.extras.execute_values(cursor, _POSTGRES_CHUNK_UPDATE, [row.parameters for row in rows],
+                                                      page_size=len(rows), fetch=True)
             return {identifier for (identifier,) in returned}
-        cursor.executemany(_SQLITE_ROW_UPDATE, [(*row[2:], row[0], row[1]) for row in rows])
-        if cursor.rowcount == len(rows):  # the common case: no conflict, every row written
-            return {row[0] for row in rows}
+        changed = 0
+        for statement, same_year in ((_SQLITE_ROW_UPDATE_SAME_YEAR, True), (_SQLITE_ROW_UPDATE, False)):
+            parameters = [row.parameters for row in rows if row.same_year is same_year]
+            if parameters:
+                cursor.executemany(statement, parameters)
+                changed += cursor.rowcount
+        if changed == len(rows):  # the common case: no conflict, every row written
+            return {row.identifier for row in rows}
         # Some row had changed under us: which rows carry our new version says which were written.
-        return self._carrying_version(cursor, [(row[0], row[4]) for row in rows])
+        return self._carrying_version(cursor, [(row.identifier, row.version) for row in rows])
 
     def _carrying_version(self, cursor, planned: list[tuple[str, str]]) -> set[str]:
         """Ids among (id, planned version) whose row carries that version: written, by now or before."""
