@@ -95,6 +95,10 @@ class CandidateAggregate:
     # The write being made of this aggregate (an `items.AggregateWrite`), chosen before its first
     # attempt and kept by its retries; None when no write is under way.
     pending_write: object | None = field(default=None, repr=False, compare=False)
+    # The periodYear of the stored item as far as this aggregate knows (as read, then as last written),
+    # set by stores that use it, so that a write can tell an item that stays in its year (`period_year`
+    # itself may be changed in memory: on-read migrations fill it in); None when not known.
+    stored_period_year: str | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self):
         self.approval_items = [a if isinstance(a, ApprovalItem) else ApprovalItem(a) for a in self.approval_items]
@@ -174,20 +178,22 @@ def described(value) -> str:
     return f"a {type(value).__name__}"
 
 
-def _string_or_absent(ident: str, container: dict, name: str, field: str) -> None:
+# The checks below take the container's place (`approvals[0]`) and build the field's name only for an
+# error: they run for every approval and note of every candidate read.
+def _string_or_absent(ident: str, container: dict, name: str, where: str) -> None:
     value = container.get(name)
     if value is not None and not isinstance(value, str):
-        raise MalformedRecord(ident, field, f"not a string: {described(value)}")
+        raise MalformedRecord(ident, f"{where}.{name}", f"not a string: {described(value)}")
 
 
-def _username_or_absent(ident: str, container: dict, name: str, field: str) -> None:
+def _username_or_absent(ident: str, container: dict, name: str, where: str) -> None:
     """`Username(value)` in nva-nvi: an object whose `value` is a string, or absent."""
     value = container.get(name)
     if value is None:
         return
     if not isinstance(value, dict):
-        raise MalformedRecord(ident, field, f"not an object with a user name: {described(value)}")
-    _string_or_absent(ident, value, "value", f"{field}.value")
+        raise MalformedRecord(ident, f"{where}.{name}", f"not an object with a user name: {described(value)}")
+    _string_or_absent(ident, value, "value", f"{where}.{name}")
 
 
 def _validate_approvals(ident: str, candidate: CandidateAggregate) -> None:
@@ -205,9 +211,9 @@ def _validate_approvals(ident: str, candidate: CandidateAggregate) -> None:
             raise MalformedRecord(ident, f"approvals[{i}].status", f"not one of {', '.join(sorted(_STORED_APPROVAL_STATUSES))}"
                                   f" (in any case): {described(status)}")
         for name in ("assignee", "finalizedBy"):
-            _username_or_absent(ident, approval, name, f"approvals[{i}].{name}")
+            _username_or_absent(ident, approval, name, f"approvals[{i}]")
         for name in ("finalizedDate", "reason"):
-            _string_or_absent(ident, approval, name, f"approvals[{i}].{name}")
+            _string_or_absent(ident, approval, name, f"approvals[{i}]")
         if status.upper() == "REJECTED" and not approval.get("reason"):
             raise MalformedRecord(ident, f"approvals[{i}].reason", "required when the approval is rejected")
 
@@ -218,8 +224,8 @@ def _validate_notes(ident: str, candidate: CandidateAggregate) -> None:
         if not isinstance(note, dict):
             raise MalformedRecord(ident, f"notes[{i}]", f"not an object: {described(note)}")
         for name in ("noteId", "text", "createdDate"):
-            _string_or_absent(ident, note, name, f"notes[{i}].{name}")
-        _username_or_absent(ident, note, "user", f"notes[{i}].user")
+            _string_or_absent(ident, note, name, f"notes[{i}]")
+        _username_or_absent(ident, note, "user", f"notes[{i}]")
 
 
 def validate_candidate(candidate: CandidateAggregate) -> None:

@@ -187,12 +187,15 @@ def _unique_keys(candidate: CandidateAggregate) -> tuple[list[str], list[str]]:
         raise MalformedRecord(candidate.identifier, part, reason)
     approval_keys = [approval_key(candidate, i) for i in range(len(candidate.approval_items))]
     note_keys = [note_key(candidate, i) for i in range(len(candidate.note_items))]
-    positions = [f"approvals[{i}]" for i in range(len(approval_keys))] + [f"notes[{i}]" for i in range(len(note_keys))]
-    seen = set()
-    for key, position in zip([*approval_keys, *note_keys], positions, strict=True):
-        if key in seen:
-            raise MalformedRecord(candidate.identifier, position, f"a second item keyed {key!r}")
-        seen.add(key)
+    keys = [*approval_keys, *note_keys]
+    if len(set(keys)) < len(keys):  # the position is named only then: this runs for every write
+        seen = set()
+        for index, key in enumerate(keys):
+            if key in seen:
+                position = (f"approvals[{index}]" if index < len(approval_keys)
+                            else f"notes[{index - len(approval_keys)}]")
+                raise MalformedRecord(candidate.identifier, position, f"a second item keyed {key!r}")
+            seen.add(key)
     return approval_keys, note_keys
 
 
@@ -239,7 +242,7 @@ class AggregateWrite:
         candidate.pending_write = None
         candidate.revision, candidate.version = self.revision, self.version
         candidate.last_written_at = self.written_at
-        candidate.period_year = self.items[0].get(PERIOD_YEAR)
+        candidate.period_year = candidate.stored_period_year = self.items[0].get(PERIOD_YEAR)
         for item, attributes in zip(self.children, self.items[1:], strict=True):
             item.key, item.version = attributes[RANGE_KEY], attributes[VERSION]
             if isinstance(item, ApprovalItem):

@@ -80,7 +80,7 @@ def revision_of(engine: sa.Engine) -> str | None:
 
 
 def schema_differences(engine: sa.Engine) -> list:
-    """What alembic's autogenerate finds between the database and the tables in storage/sql.py."""
+    """What alembic's autogenerate finds between the database and the tables in storage/sql/tables.py."""
     with engine.connect() as connection:
         return compare_metadata(MigrationContext.configure(connection), metadata)
 

@@ -4,8 +4,8 @@ import pytest
 
 from nvi_batch.cli import seed_store
 from nvi_batch.demo_data import demo_candidates
-from nvi_batch.storage import sql
 from nvi_batch.storage.sql import SqlStore
+from nvi_batch.storage.sql import store as sql_store
 from nvi_batch_tests.backends import throwaway_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -35,7 +35,7 @@ def test_seeding_leaves_the_candidates_table_analysed(fresh_postgres_store):
 
 
 def test_a_large_write_is_followed_by_analyze(fresh_postgres_store, monkeypatch):
-    monkeypatch.setattr(sql, "ANALYZE_AFTER_ROWS", 40)
+    monkeypatch.setattr(sql_store, "ANALYZE_AFTER_ROWS", 40)
     candidates = list(demo_candidates(30, seed=4))
     fresh_postgres_store.put_candidates(candidates)
     assert analysed_columns(fresh_postgres_store) == set()  # 30 rows: not yet

@@ -181,6 +181,27 @@ def test_conditional_write_bumps_revision_by_one_and_renews_version_and_time(sto
     assert stored[locked.identifier].data["applicable"] is not locked.data["applicable"]
 
 
+def test_a_write_moves_a_candidate_whose_period_year_changed_and_keeps_the_others_in_their_year(store):
+    records = [c for c in candidates(12) if c.period_year == "2024"][:3]
+    store.put_candidates(records)
+    moving, staying = records[0].identifier, [c.identifier for c in records[1:]]
+    read = store.read_candidates([c.identifier for c in records])
+    read[moving].period_year = "2025"
+
+    assert sorted(store.write_candidates(list(read.values())).written) == sorted(read)
+    assert moving in year_ids(store, "2025") and moving not in year_ids(store, "2024")
+    assert set(staying) <= set(year_ids(store, "2024"))
+
+    read[moving].period_year = "2024"  # the same objects written again: back to the year it was read in
+    assert sorted(store.write_candidates(list(read.values())).written) == sorted(read)
+    assert moving in year_ids(store, "2024") and moving not in year_ids(store, "2025")
+    assert {i: c.period_year for i, c in store.read_candidates(list(read)).items()} == dict.fromkeys(read, "2024")
+
+
+def year_ids(store, year: str) -> list[str]:
+    return [identifier for page in store.candidate_id_pages(year, 100) for identifier in page]
+
+
 def test_stale_revision_is_a_conflict_and_changes_nothing(store):
     record = next(c for c in candidates(10) if c.revision == 1)
     store.put_candidates([record])

@@ -3,7 +3,7 @@ installed wheel upgrades its own database. `upgrade` is the one way the schema i
 `nvi-batch db upgrade`, `seed`, `demo` and the store's resource all go through it.
 
 A new revision is a file in versions/ whose `down_revision` is the last one; the tables in
-storage/sql.py are the schema it leads to (a test compares the two on SQLite and PostgreSQL).
+storage/sql/tables.py are the schema it leads to (a test compares the two on SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
