@@ -38,7 +38,7 @@ import pandas  # noqa: E402, F401  loaded before measuring, as in the code locat
 from nvi_batch.defs.reports.institution_reports import publish  # noqa: E402
 from nvi_batch.defs.reports.year_reports import LocalReportIOManager, stream_year_report  # noqa: E402
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods  # noqa: E402
-from nvi_batch.domain.institution_reports import DbhMapping  # noqa: E402
+from nvi_batch.domain.dbh_codes import DbhMapping  # noqa: E402
 from nvi_batch.engine.institution_reports import build_institution_reports  # noqa: E402
 from nvi_batch.storage.publications import LocalPublicationSource, write_documents  # noqa: E402
 from nvi_batch.storage.report_files import LocalReportFiles  # noqa: E402

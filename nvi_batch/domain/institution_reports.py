@@ -13,8 +13,9 @@ nva-nvi builds these from its search index document, which it makes from the sto
 the publication document. Here the stored candidate gives everything it holds (points, creator
 affiliation points, channel, level, statuses, creators); what it never holds (channel name, ISSN)
 or may lack on old rows (title, language, pages, publication year, a creator's name) comes from the
-publication document through `publication_fields`, which reads it with the migrations' parser
-(`domain/publication/`), so one reading of a document exists.
+publication document through `publication_fields` (`report_documents.py`), which reads it with the migrations' parser
+(`domain/publication/`), so one reading of a document exists. DBH codes and the organization
+hierarchy are in `dbh_codes.py`.
 
 Which top-level institution an affiliation belongs to (nva-nvi asks the organization API for its
 `partOf` chain) is read from what the candidate and document already say: the candidate's
@@ -24,12 +25,8 @@ for anything else, the Cristin numbering itself (`194.63.55.0` belongs to `194.0
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from nvi_batch.domain.candidate import (
@@ -41,9 +38,16 @@ from nvi_batch.domain.candidate import (
     global_status,
     institution_points,
 )
+from nvi_batch.domain.dbh_codes import (
+    DbhMapping,
+    cristin_parts,
+    cristin_top_level,
+    last_path_element,
+    tree_parents,
+)
 from nvi_batch.domain.errors import MalformedRecord
 from nvi_batch.domain.languages import language_label
-from nvi_batch.domain.publication import Organization, PageCount, parse_publication
+from nvi_batch.domain.report_documents import PublicationFields
 from nvi_batch.domain.report_format import Column, ReportLayout, four_decimals, plain
 
 YES, NO, UNDECIDED, DISPUTED = "J", "N", "?", "T"
@@ -113,7 +117,6 @@ _LEVELS = {"NON_CANDIDATE": "NonCandidateLevel", "UNASSIGNED": "Unassigned", "LE
            "LEVEL_ONE": "LevelOne", "LEVEL_TWO": "LevelTwo"}
 _CHANNEL_TYPES = {"NON_CANDIDATE": "NonCandidateChannelType", "JOURNAL": "Journal", "SERIES": "Series",
                   "PUBLISHER": "Publisher"}
-_CRISTIN_ID = re.compile(r"^(\d+)\.\d+\.\d+\.\d+$")
 
 
 def _enum_value(stored, values: Mapping[str, str], default: str) -> str:
@@ -131,204 +134,6 @@ def scientific_value(stored) -> str:
 def channel_type(stored) -> str | None:
     """The channel type's value; None when the candidate names none (candidates imported from Cristin)."""
     return None if stored is None else _enum_value(stored, _CHANNEL_TYPES, _CHANNEL_TYPES["NON_CANDIDATE"])
-
-
-# -- organizations -------------------------------------------------------------------------------
-
-def last_path_element(uri: str) -> str:
-    return uri.rstrip("/").rsplit("/", 1)[-1]
-
-
-def cristin_parts(organization_uri: str) -> tuple[str, str, str, str]:
-    """INSTITUSJONSNR, AVDNR, UNDAVDNR, GRUPPENR: the four numbers of a Cristin id (`194.63.55.0`).
-
-    A part the id lacks is empty (nva-nvi would fail on such an id).
-    """
-    parts = last_path_element(organization_uri).split(".")
-    return tuple((parts + ["", "", "", ""])[:4])  # type: ignore[return-value]
-
-
-def cristin_top_level(organization_uri: str) -> str | None:
-    """The top-level institution a Cristin unit belongs to by its numbering (`…/194.63.55.0` → `…/194.0.0.0`)."""
-    match = _CRISTIN_ID.match(last_path_element(organization_uri))
-    if match is None:
-        return None
-    return f"{organization_uri.rstrip('/').rsplit('/', 1)[0]}/{match.group(1)}.0.0.0"
-
-
-def _tree_parents(organizations, ancestors: tuple[str, ...], parents: dict[str, set[str]]) -> None:
-    for organization in organizations or []:
-        if not isinstance(organization, dict) or not organization.get("id"):
-            continue
-        identifier = organization["id"]
-        parents.setdefault(identifier, set()).update(ancestors)
-        for parent in organization.get("parentOrganizations") or []:
-            parent_id = parent.get("id") if isinstance(parent, dict) else parent
-            if isinstance(parent_id, str):
-                parents[identifier].add(parent_id)
-        _tree_parents(organization.get("subOrganizations"), (*ancestors, identifier), parents)
-
-
-# -- DBH codes -----------------------------------------------------------------------------------
-
-DBH_COLUMNS = ("Institusjonskode", "Fakultetskode", "Avdelingskode", "NVA_INSTITUTION", "NVA_ID", "Match")
-TOP_LEVEL = "top_level"
-
-
-@dataclass(frozen=True)
-class DbhCodes:
-    institution: str = ""
-    faculty: str = ""
-    department: str = ""
-
-
-@dataclass(frozen=True)
-class _DbhEntry:
-    codes: DbhCodes
-    nva_id: str
-    top_level: bool
-
-
-class DbhMapping:
-    """DBH institution, faculty and department codes by Cristin organization, from the operator's file.
-
-    The file is nva-nvi's `dbh_institutions.csv` layout: `;`-separated, a header naming
-    Institusjonskode;Fakultetskode;Avdelingskode;NVA_INSTITUTION;NVA_ID;Match. A unit takes the
-    entry of its own id, else its institution's `top_level` entry, else its institution's first
-    entry; an institution number the file does not know gets empty codes, and is remembered in
-    `unknown` (with how many rows it left empty) so the run can say why.
-    """
-
-    def __init__(self, entries: Iterable[tuple[str, _DbhEntry]] = (), source: str = "no DBH mapping configured"):
-        self.source = source
-        self._by_institution: dict[str, list[_DbhEntry]] = {}
-        for institution_number, entry in entries:
-            self._by_institution.setdefault(institution_number, []).append(entry)
-        self.unknown: Counter[str] = Counter()
-
-    @classmethod
-    def parse(cls, text: str, source: str) -> DbhMapping:
-        reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")), delimiter=";", skipinitialspace=True)
-        missing = [name for name in DBH_COLUMNS if name not in (reader.fieldnames or [])]
-        if missing:
-            raise ValueError(f"DBH mapping {source}: header lacks column(s) {', '.join(missing)}")
-        entries = []
-        for line, record in enumerate(reader, start=2):
-            institution_number = (record["NVA_INSTITUTION"] or "").strip()
-            if not institution_number:
-                raise ValueError(f"DBH mapping {source}, line {line}: NVA_INSTITUTION is empty")
-            codes = DbhCodes(*((record[name] or "").strip() for name in DBH_COLUMNS[:3]))
-            entries.append((institution_number, _DbhEntry(codes, (record["NVA_ID"] or "").strip(),
-                                                          (record["Match"] or "").strip() == TOP_LEVEL)))
-        return cls(entries, source)
-
-    def __len__(self) -> int:
-        return sum(len(entries) for entries in self._by_institution.values())
-
-    def codes(self, organization_identifier: str, institution_number: str) -> DbhCodes:
-        entries = self._by_institution.get(institution_number)
-        if not entries:
-            self.unknown[institution_number] += 1
-            return DbhCodes()
-        exact = next((e for e in entries if e.nva_id == organization_identifier), None)
-        top_level = next((e for e in entries if e.top_level), None)
-        return (exact or top_level or entries[0]).codes
-
-    def unknown_reasons(self) -> dict[str, str]:
-        return {number: f"institution number {number} is not in the DBH mapping ({self.source}); "
-                        f"DBH codes left empty in {count} rows"
-                for number, count in sorted(self.unknown.items())}
-
-
-# -- what the publication document adds ----------------------------------------------------------
-
-@dataclass(frozen=True)
-class ChannelFields:
-    name: str | None = None
-    print_issn: str | None = None
-
-
-@dataclass(frozen=True)
-class PublicationFields:
-    """The report's values that only the publication document holds, or that old candidates lack."""
-
-    instance_type: str | None = None
-    title: str | None = None
-    language: str | None = None
-    publication_year: str | None = None
-    pages_begin: str | None = None
-    pages_end: str | None = None
-    pages_count: str | None = None
-    channels: Mapping[str, ChannelFields] = field(default_factory=dict)  # by channel type
-    contributor_names: Mapping[str, str] = field(default_factory=dict)
-    organization_parents: Mapping[str, frozenset[str]] = field(default_factory=dict)
-
-    def channel_name(self, channel: str | None) -> str | None:
-        return self.channels.get(channel or "", NO_CHANNEL).name
-
-    def print_issn(self, channel: str | None) -> str | None:
-        """A journal's or series' print ISSN (nva-nvi's index document gives a publisher none)."""
-        return self.channels.get(channel or "", NO_CHANNEL).print_issn if channel in ("Journal", "Series") else None
-
-
-NO_CHANNEL = ChannelFields()
-NO_DOCUMENT = PublicationFields()
-
-
-def publication_fields(document: dict | None) -> PublicationFields:
-    """What the reports read from a publication document (`{"body": ...}`, as the sources return it).
-
-    The document is read by `parse_publication`, as nva-nvi's `PublicationLoaderService` reads it,
-    so reports and migrations see the same values: the channels its pairing rules keep (name and
-    print ISSN by channel type), the type, title, language, year and pages, the contributors' names,
-    and which unit is part of which from the affiliations' `partOf` chains and the top-level
-    organizations' `hasPart` trees. A document that reader refuses raises `PublicationRejected`.
-    """
-    publication = parse_publication(document)
-    channels: dict[str, ChannelFields] = {}
-    for channel in publication.publication_channels:
-        channels.setdefault(channel.channel_type, ChannelFields(channel.name, channel.print_issn))
-    names: dict[str, str] = {}
-    parents: dict[str, set[str]] = {}
-    for contributor in publication.contributors:
-        if contributor.id and contributor.name:
-            names.setdefault(contributor.id, contributor.name)
-        for affiliation in contributor.affiliations:
-            _part_of_chain(affiliation, parents)
-    _has_part_tree(publication.top_level_organizations, (), parents)
-    pages = publication.page_count or PageCount()
-    return PublicationFields(
-        instance_type=publication.publication_type,
-        title=publication.title,
-        language=publication.language,
-        publication_year=publication.publication_date.year if publication.publication_date else None,
-        pages_begin=pages.first,
-        pages_end=pages.last,
-        pages_count=pages.total,
-        channels=channels,
-        contributor_names=names,
-        organization_parents={unit: frozenset(above) for unit, above in parents.items()},
-    )
-
-
-def _part_of_chain(organization: Organization, parents: dict[str, set[str]]) -> list[str]:
-    """The ids above an organization by its nested `part_of`; records them for each on the way."""
-    above: list[str] = []
-    for parent in organization.part_of or ():
-        if parent.id:
-            above.append(parent.id)
-        above += _part_of_chain(parent, parents)
-    if organization.id:
-        parents.setdefault(organization.id, set()).update(above)
-    return above
-
-
-def _has_part_tree(organizations, ancestors: tuple[str, ...], parents: dict[str, set[str]]) -> None:
-    for organization in organizations or ():
-        if not organization.id:
-            continue
-        parents.setdefault(organization.id, set()).update(ancestors)
-        _has_part_tree(organization.has_part, (*ancestors, organization.id), parents)
 
 
 # -- one candidate as the reports see it ---------------------------------------------------------
@@ -409,7 +214,7 @@ class ReportCandidate:
         factor = _number(calculation.get("collaborationFactor"), ident, "pointCalculation.collaborationFactor")
         share_count = _number(calculation.get("creatorShareCount"), ident, "pointCalculation.creatorShareCount")
         parents: dict[str, set[str]] = {unit: set(above) for unit, above in fields.organization_parents.items()}
-        _tree_parents(details.get("topLevelNviOrganizations"), (), parents)
+        tree_parents(details.get("topLevelNviOrganizations"), (), parents)
         approvals = {}
         points_by_institution = {entry["institutionId"]: entry for entry in institution_points(data)}
         for approval in candidate.approvals:

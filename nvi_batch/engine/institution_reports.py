@@ -24,25 +24,22 @@ from decimal import Decimal
 from pathlib import Path
 
 from nvi_batch.domain.candidate import GlobalStatus, institution_points, is_reportable, validate_candidate
+from nvi_batch.domain.dbh_codes import DbhMapping, last_path_element
 from nvi_batch.domain.errors import DocumentUnusable, MalformedRecord
 from nvi_batch.domain.institution_reports import (
     AUTHOR_SHARES,
     INSTITUTION_REPORT,
-    NO_DOCUMENT,
     PUBLICATION_POINTS_REPORT,
-    DbhMapping,
-    PublicationFields,
     ReportCandidate,
     author_share_rows,
     empty_required,
     institution_report_rows,
-    last_path_element,
-    publication_fields,
     publication_points_rows,
 )
 from nvi_batch.domain.period import PeriodStatus
 from nvi_batch.domain.publication import PublicationRejected
 from nvi_batch.domain.report import YearReportBuilder
+from nvi_batch.domain.report_documents import NO_DOCUMENT, PublicationFields, publication_fields
 from nvi_batch.domain.report_format import ReportLayout
 from nvi_batch.storage.protocol import CandidateStore
 from nvi_batch.storage.publications import PublicationSource

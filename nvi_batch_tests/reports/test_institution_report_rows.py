@@ -9,21 +9,19 @@ from decimal import Decimal
 
 import pytest
 
+from nvi_batch.domain.dbh_codes import DbhMapping, cristin_parts
 from nvi_batch.domain.institution_reports import (
     AUTHOR_SHARES,
     INSTITUTION_REPORT,
-    NO_DOCUMENT,
     PUBLICATION_POINTS_REPORT,
-    DbhMapping,
     ReportCandidate,
     author_share_rows,
-    cristin_parts,
     empty_required,
     institution_report_rows,
-    publication_fields,
     publication_points_rows,
 )
 from nvi_batch.domain.publication import PublicationRejected
+from nvi_batch.domain.report_documents import NO_DOCUMENT, publication_fields
 from nvi_batch_tests.reports import institution_year as y
 
 INSTITUTION = y.A

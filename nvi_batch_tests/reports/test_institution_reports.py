@@ -29,12 +29,8 @@ from nvi_batch.defs.reports.institution_reports import (
     required_columns_check,
 )
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
-from nvi_batch.domain.institution_reports import (
-    AUTHOR_SHARES,
-    INSTITUTION_REPORT,
-    PUBLICATION_POINTS_REPORT,
-    DbhMapping,
-)
+from nvi_batch.domain.dbh_codes import DbhMapping
+from nvi_batch.domain.institution_reports import AUTHOR_SHARES, INSTITUTION_REPORT, PUBLICATION_POINTS_REPORT
 from nvi_batch.engine.institution_reports import build_institution_reports
 from nvi_batch.lib.partitions import add_reporting_years
 from nvi_batch.lib.resources import (

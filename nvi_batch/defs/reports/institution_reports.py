@@ -26,13 +26,9 @@ import dagster as dg
 from pydantic import Field
 
 from nvi_batch.defs.candidates.assets import candidates
+from nvi_batch.domain.dbh_codes import DbhMapping
 from nvi_batch.domain.instants import timestamp, utc_now
-from nvi_batch.domain.institution_reports import (
-    AUTHOR_SHARES,
-    INSTITUTION_REPORT,
-    PUBLICATION_POINTS_REPORT,
-    DbhMapping,
-)
+from nvi_batch.domain.institution_reports import AUTHOR_SHARES, INSTITUTION_REPORT, PUBLICATION_POINTS_REPORT
 from nvi_batch.domain.report_format import ReportLayout
 from nvi_batch.engine.institution_reports import InstitutionReports, build_institution_reports
 from nvi_batch.lib.partitions import reporting_year_partitions
