@@ -94,7 +94,7 @@ class LocalImage:
             for source in copy.sources:
                 origin = (context / source).resolve()
                 if copy.into_directory and origin.is_dir():
-                    raise NotImplementedError(f"COPY of the folder {source} into a folder")
+                    raise ValueError(f"{dockerfile_path}: COPY of the folder {source} into a folder is not something this stand-in lays out; copy its files")
                 link = image.path(copy.destination)
                 if copy.into_directory:
                     link = link / origin.name
