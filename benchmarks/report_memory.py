@@ -1,13 +1,15 @@
 """Peak memory of building one year's reports, at 10,000 and 100,000 candidates (or the sizes given).
 
-    .venv/bin/python benchmarks/report_memory.py [--sizes 10000 100000] [--report year|institution]
+    .venv/bin/python benchmarks/report_memory.py [--sizes 10000 100000] [--report year|institution] [--no-trace]
 
 For each size, one reporting year of that many candidates is seeded into a fresh SQLite file (in a
 process of its own), with each candidate's publication document in a local folder laid out like
 the bucket. The report is then built exactly as its asset builds it, in two fresh processes: one
 measures wall time, CPU time (user + system: steadier than wall time on a shared machine) and the
 growth of ru_maxrss over the build, the other the tracemalloc peak of Python allocations during the
-build. Each size's line is printed as soon as it is measured.
+build. Each size's line is printed as soon as it is measured. `--no-trace` leaves the tracemalloc
+process out (tracing doubles a build's time; at a million candidates that is over an hour here), so
+that the peak is ru_maxrss alone.
 
 - `year` (year_reports): stream the year a page at a time, aggregate, spool the publication-points
   rows, publish CSV and Parquet through the local report IO manager.
@@ -110,6 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--report", choices=sorted(BUILDS), default="year")
+    parser.add_argument("--no-trace", action="store_true", help="measure ru_maxrss only, without tracemalloc")
     parser.add_argument("--seed", nargs=2, metavar=("URL", "SIZE"), help=argparse.SUPPRESS)
     parser.add_argument("--measure", nargs=2, metavar=("URL", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
@@ -130,14 +133,19 @@ def main() -> None:
             url = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite'}"
             run("--seed", url, str(size))
             plain = json.loads(run("--measure", url, str(Path(tmp) / f"plain-{size}"), "--report", args.report))
-            traced = json.loads(run("--measure", url, str(Path(tmp) / f"traced-{size}"), "--trace",
-                                    "--report", args.report))
-            r = results[size] = {**plain, "tracemalloc_peak_mb": traced["tracemalloc_peak_mb"]}
+            r = results[size] = plain
+            if not args.no_trace:
+                traced = json.loads(run("--measure", url, str(Path(tmp) / f"traced-{size}"), "--trace",
+                                        "--report", args.report))
+                r["tracemalloc_peak_mb"] = traced["tracemalloc_peak_mb"]
+            peak = f"{r['tracemalloc_peak_mb']:>14.1f} MB" if "tracemalloc_peak_mb" in r else f"{'not traced':>17}"
             print(f"{size:>11,} {r['rows']:>9,} {r['seconds']:>8.1f} {r['cpu_seconds']:>8.1f} "
-                  f"{r['tracemalloc_peak_mb']:>14.1f} MB {r['maxrss_mb']:>7.1f} MB {r['maxrss_growth_mb']:>13.1f} MB",
-                  flush=True)
+                  f"{peak} {r['maxrss_mb']:>7.1f} MB {r['maxrss_growth_mb']:>13.1f} MB", flush=True)
     smallest, largest = results[min(results)], results[max(results)]
-    for name, key in (("tracemalloc peak", "tracemalloc_peak_mb"), ("ru_maxrss growth", "maxrss_growth_mb")):
+    measured = [("ru_maxrss", "maxrss_mb"), ("ru_maxrss growth", "maxrss_growth_mb")]
+    if not args.no_trace:
+        measured.insert(0, ("tracemalloc peak", "tracemalloc_peak_mb"))
+    for name, key in measured:
         print(f"{name} at {max(results):,} is {largest[key] / smallest[key]:.2f}x the one at {min(results):,} candidates")
 
 
