@@ -99,6 +99,13 @@ class CandidateAggregate:
     # set by stores that use it, so that a write can tell an item that stays in its year (`period_year`
     # itself may be changed in memory: on-read migrations fill it in); None when not known.
     stored_period_year: str | None = field(default=None, repr=False, compare=False)
+    # The JSON text `data` was read from, kept by stores that store it as text (SQL), and whether
+    # `data` is known to be unchanged since: set only by the engine, when nothing it ran on the
+    # aggregate reported a change at the first attempt. Together they let the write send the stored
+    # text again instead of encoding `data` anew; any other path that changes `data` leaves
+    # `data_unchanged` False, and `data` is encoded.
+    stored_data_text: str | None = field(default=None, repr=False, compare=False)
+    data_unchanged: bool = field(default=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.approval_items = [a if isinstance(a, ApprovalItem) else ApprovalItem(a) for a in self.approval_items]

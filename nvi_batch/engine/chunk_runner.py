@@ -41,6 +41,7 @@ class ChunkRunner:
         self.store = store
         self.scan = scan
         self.processor = processor
+        self.processor_reports_every_change = getattr(processor, "reports_every_change", False)
         self.settings = settings
         self.ledger = ledger
         self.processor_breaker = processor_breaker
@@ -65,11 +66,22 @@ class ChunkRunner:
     def _process(self, candidate: CandidateAggregate, counters: StepCounters):
         """Validate and process one candidate; returns (changes or None) or raises the item's error."""
 
+        attempts = 0
+
         def attempt():
+            nonlocal attempts
+            attempts += 1
+            candidate.data_unchanged = False
             validate_candidate(candidate)
             on_read = apply_on_read_migrations(candidate)
             changes = self.processor(candidate)
-            return None if changes is None else on_read + changes
+            if changes is None:
+                return None
+            # A processor that names every change, and nothing named: `data` is as read, and its stored
+            # text can be written again. Not after a retry: the failed attempt may have changed it.
+            candidate.data_unchanged = (self.processor_reports_every_change and attempts == 1
+                                        and not on_read and not changes)
+            return on_read + changes
 
         return call_resiliently(attempt, self.settings.retry, self.processor_breaker, counters.count_retry,
                                 self.sleep)
@@ -77,7 +89,10 @@ class ChunkRunner:
     def _process_all(self, candidates: Sequence[CandidateAggregate], counters, failures: dict):
         """Process a batch (in parallel when workers > 1); returns the candidates to write, in order."""
 
+        make_way = self.store.unguarded.make_way_for_writes
+
         def one(candidate):
+            make_way()
             try:
                 return candidate, self._process(candidate, counters), None
             except DependencyUnavailable:
@@ -122,8 +137,8 @@ class ChunkRunner:
         return Prepared(counters, failures, to_write, before)
 
     def run_chunk(self, chunk_ids: list[str], report: StepReport, open_in_ledger: set[str],
-                  read_ahead: concurrent.futures.Future | None = None, save_checkpoint: bool = True) -> StepCounters:
-        prepared = read_ahead.result() if read_ahead is not None else None
+                  prepared: Prepared | None = None, save_checkpoint: bool = True) -> StepCounters:
+        """Write a chunk read and processed ahead (`prepared`), or read and process it now."""
         counters = prepared.counters if prepared is not None else StepCounters()
         failures: dict[str, BaseException] = {}  # item id → why it failed in this chunk
         checkpoint = (self.scan.checkpoint(self.settings.job, chunk_ids[-1], self.settings.run_id)

@@ -9,6 +9,16 @@ from nvi_batch.domain.candidate import CandidateAggregate, is_reportable
 from nvi_batch.domain.period import Period, PeriodStatus
 
 
+def reports_every_change(processor):
+    """Marks a processor that names every change it makes. When it and the on-read migrations name
+    none, the candidate's `data` is as read, and a store may write back the text it read instead of
+    encoding `data` again. An unmarked processor's candidates always have `data` encoded: a change it
+    does not name is still written."""
+    processor.reports_every_change = True
+    return processor
+
+
+@reports_every_change
 def refresh(candidate: CandidateAggregate) -> list[str]:
     """Nothing beyond the on-read migrations: the write-back itself (new version) is the point."""
     return []

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from nvi_batch.domain.candidate import CandidateAggregate
 from nvi_batch.domain.instants import now_timestamp
-from nvi_batch.engine.chunk_runner import ChunkRunner
+from nvi_batch.engine.chunk_runner import ChunkRunner, Prepared
 from nvi_batch.engine.control import StopControl
 from nvi_batch.engine.counters import StepCounters
 from nvi_batch.engine.errors import DependencyUnavailable, classify
@@ -40,6 +40,7 @@ from nvi_batch.storage.protocol import (
 
 # A processor changes a candidate in place and returns the names of what it changed (possibly none:
 # the candidate is still written back), or None to filter the candidate out (nothing to write).
+# (`processors.reports_every_change` marks one whose empty list means it changed nothing.)
 Processor = Callable[[CandidateAggregate], "list[str] | None"]
 
 DEFAULT_BATCH_SIZE = 700
@@ -147,12 +148,12 @@ def run_candidate_step(
             # between redoes that chunk), and a run of one chunk that did not resume has none to clear.
             with _cyclic_gc_paused() as chunk_done:
                 chunks_run = 0
-                for chunk_ids, read_ahead, last in _read_ahead(chunks, runner.prepare):
+                for chunk_ids, prepared, last in _read_ahead(chunks, runner.prepare):
                     if chunks_run > 0:
                         report.stopped = guarded.call(control.stop_reason)
                         if report.stopped is not None:
                             break
-                    counters = runner.run_chunk(chunk_ids, report, open_in_ledger, read_ahead,
+                    counters = runner.run_chunk(chunk_ids, report, open_in_ledger, prepared,
                                                 save_checkpoint=not last)
                     chunks_run += 1
                     chunk_done()
@@ -220,22 +221,28 @@ def _cap(count: int, limit: int | None) -> int:
     return count if limit is None else max(0, min(count, limit))
 
 
-def _read_ahead(chunks: Iterator[list[str]], prepare) -> Iterator[tuple[list[str], concurrent.futures.Future, bool]]:
-    """Each chunk with its read and processing (`prepare`) already under way on a thread of its own:
-    the next chunk is read and processed while this one is written. The write mostly waits for the
-    database (the GIL released), so our CPU work and the database's overlap and both cores are used.
-    At most two chunks are held: the one being written and the one being prepared. Writes stay in
-    chunk order on the caller's thread, each with its checkpoint, so a killed run loses nothing.
-    The third value says whether the chunk is the scan's last (the next one is already known)."""
+def _read_ahead(chunks: Iterator[list[str]], prepare: Callable[[list[str]], Prepared | None],
+                ) -> Iterator[tuple[list[str], Prepared | None, bool]]:
+    """Each chunk with its read and processing (`prepare`) done ahead, on a thread of its own: while
+    this chunk is written, the next one is read and processed, and the id page after it fetched. The
+    write mostly waits for the database (the GIL released), so our CPU work and the database's overlap
+    and both cores are used. Every read of the scan is on that thread, so the writing thread runs only
+    the chunk's statements (which a store can have the other thread make way for, see
+    `CandidateStore.make_way_for_writes`). At most two chunks are held: the one being written and the
+    one being prepared. Writes stay in chunk order on the caller's thread, each with its checkpoint,
+    so a killed run loses nothing. The third value says whether the chunk is the scan's last."""
+
+    def ahead(ids: list[str]) -> tuple[Prepared | None, list[str] | None]:
+        return prepare(ids), next(chunks, None)
+
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="nvi-read-ahead") as pool:
-        current = None
-        for ids in chunks:
-            upcoming = (ids, pool.submit(prepare, ids))
-            if current is not None:
-                yield (*current, False)
-            current = upcoming
-        if current is not None:
-            yield (*current, True)
+        ids = next(chunks, None)
+        upcoming = pool.submit(ahead, ids) if ids is not None else None
+        while upcoming is not None:
+            prepared, next_ids = upcoming.result()
+            upcoming = pool.submit(ahead, next_ids) if next_ids is not None else None
+            yield ids, prepared, next_ids is None
+            ids = next_ids
 
 
 def _chunks(pages: Iterator[list[str]], max_items: int | None) -> Iterator[list[str]]:

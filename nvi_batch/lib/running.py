@@ -133,6 +133,7 @@ def only_in_year(partition: str, processor: Processor) -> Processor:
                                   f"belongs to {candidate.period_year or 'no reporting year'}, not to {partition}")
         return processor(candidate)
 
+    process.reports_every_change = getattr(processor, "reports_every_change", False)
     return process
 
 

@@ -71,6 +71,11 @@ class CandidateStore(Protocol):
         it before `write_candidates` (the engine calls this on its read-ahead thread). An aggregate
         that cannot be written is left unplanned: `write_candidates` refuses it, naming why."""
 
+    def make_way_for_writes(self) -> None:
+        """Called between items by work on another thread than the writes (the engine's read-ahead):
+        returns at once, unless a write statement that needs the interpreter for every row is
+        running; then it returns when that statement is done."""
+
     def write_candidates(
         self, candidates: Sequence[CandidateAggregate], checkpoint: Checkpoint | None = None
     ) -> WriteResult:

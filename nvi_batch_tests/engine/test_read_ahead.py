@@ -1,11 +1,15 @@
-"""The next chunk is read while this one is written; never more than two chunks are held; the last saves no checkpoint."""
+"""The next chunk is read while this one is written; never more than two chunks are held; the last saves no
+checkpoint; on SQLite the read-ahead makes way while a chunk's statements run, and works beside its COMMIT."""
 
 import threading
+
+import sqlalchemy as sa
 
 from nvi_batch.demo_data import DemoShape, demo_candidates, demo_periods
 from nvi_batch.engine import processors
 from nvi_batch.engine.scans import YearScan
 from nvi_batch.engine.step import StepSettings, run_candidate_step
+from nvi_batch.storage.protocol import Checkpoint
 from nvi_batch.storage.sql import SqlStore
 
 
@@ -101,4 +105,36 @@ def test_the_last_chunk_saves_no_checkpoint_and_a_one_chunk_run_clears_none(tmp_
                                StepSettings(job="CHECKPOINTS"), ledger=store)
     assert whole.counters.written == 50
     assert (store.saved, store.cleared) == ([], 0)
+    store.dispose()
+
+
+def test_on_sqlite_the_read_ahead_makes_way_while_a_chunks_statements_run_and_works_beside_its_commit(tmp_path):
+    # sqlite3 lets go of the GIL at every row of an executemany; a thread computing beside it made every
+    # row wait for the GIL (up to 5 ms each). Between items the read-ahead asks to make way.
+    store = SqlStore(f"sqlite:///{tmp_path / 'nvi.sqlite'}")
+    store.create_schema()
+    store.put_candidates(list(demo_candidates(5, seed=33)))
+    chunk = list(store.read_candidates([c.identifier for c in demo_candidates(5, seed=33)]).values())
+    made_way = {}
+
+    def read_ahead_asks(moment: str) -> None:
+        asking = threading.Thread(target=store.make_way_for_writes)
+        asking.start()
+        asking.join(timeout=0.3 if moment == "statement" else 5)
+        made_way[moment] = (asking.is_alive(), asking)
+
+    def before_statement(connection, cursor, statement, *args):
+        if statement.lstrip().upper().startswith(("UPDATE NVI_CHECKPOINTS", "INSERT INTO NVI_CHECKPOINTS")):
+            read_ahead_asks("statement")  # the checkpoint: the chunk's last statement before COMMIT
+
+    sa.event.listen(store.engine, "before_cursor_execute", before_statement)
+    sa.event.listen(store.engine, "commit", lambda connection: read_ahead_asks("commit"))
+    result = store.write_candidates(chunk, Checkpoint("TURNS", "2024", chunk[-1].identifier, "run"))
+
+    assert sorted(result.written) == sorted(c.identifier for c in chunk)
+    still_waiting, asking = made_way["statement"]
+    assert still_waiting, "the read-ahead went on while the chunk's statements ran"
+    asking.join(timeout=5)
+    assert not asking.is_alive(), "the read-ahead was let go once the statements were done"
+    assert made_way["commit"][0] is False, "the read-ahead waited for the COMMIT"
     store.dispose()

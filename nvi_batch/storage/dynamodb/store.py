@@ -243,6 +243,9 @@ class DynamoDbStore(DynamoDbLedger):
         except Exception as error:  # handed back so that the other transactions still finish
             return [error] * len(group)
 
+    def make_way_for_writes(self) -> None:
+        """A transaction is one request: nothing to make way for."""
+
     def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
         """Plan each write (its versions and `lastWrittenAt`); its transaction is built when it is sent."""
         now = now_timestamp()

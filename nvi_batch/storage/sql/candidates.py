@@ -3,6 +3,8 @@ written in one conditional statement together with its checkpoint."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator, Sequence
 
 import psycopg2.extras
@@ -39,6 +41,14 @@ class CandidateRows:
     """The candidate half of `SqlStore` (CandidateStore): scans, reads and conditional writes."""
 
     engine: sa.Engine
+    # sqlite3's executemany lets go of the GIL around every row it steps through, and so does every
+    # statement SQLAlchemy runs. With a thread of ours computing meanwhile (the engine's read-ahead), each
+    # such point waits for the GIL until that thread's switch interval (5 ms) runs out: a chunk's UPDATE
+    # that takes 10 ms alone took seconds, and the read-ahead gained nothing. On SQLite a chunk's
+    # statements therefore hold this lock, and work on other threads waits for it between items
+    # (`make_way_for_writes`); the COMMIT, which lets go of the GIL once, runs beside that work. (On
+    # PostgreSQL the chunk is one statement and the database works while the read-ahead computes.)
+    _sqlite_write_turn: threading.Lock
 
     # -- scans ---------------------------------------------------------------------------------
     def _year_filter(self, year: str) -> list:
@@ -107,13 +117,22 @@ class CandidateRows:
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-        return {row[0]: _aggregate(row) for row in rows}
+        aggregates = {}
+        for row in rows:
+            self.make_way_for_writes()
+            aggregates[row[0]] = _aggregate(row)
+        return aggregates
+
+    def make_way_for_writes(self) -> None:
+        with self._sqlite_write_turn:
+            pass
 
     def plan_writes(self, candidates: Sequence[CandidateAggregate]) -> None:
         """Plan each write and encode its row (the JSON text of its columns), so that the write itself
         is one statement to send."""
         now = now_timestamp()
         for candidate in candidates:
+            self.make_way_for_writes()
             try:
                 plan = planned_write(candidate, now)
                 if plan.encoded is None:
@@ -130,7 +149,7 @@ class CandidateRows:
         now = now_timestamp()
         plans = [planned_write(candidate, now) for candidate in candidates]
         rows = [self._row(plan) if plan.encoded is None else plan.encoded for plan in plans]
-        with self.engine.begin() as connection:
+        with self.engine.begin() as connection, self._write_turn():  # the turn ends before the COMMIT
             cursor = connection.connection.driver_connection.cursor()
             try:
                 written = self._write_rows(cursor, rows) if rows else set()
@@ -148,6 +167,9 @@ class CandidateRows:
                 plan.apply()
         self._count_written_rows(len(written))
         return WriteResult(written=[c.identifier for c in candidates if c.identifier in written], conflicts=conflicts)
+
+    def _write_turn(self):
+        return contextlib.nullcontext() if self._postgres else self._sqlite_write_turn
 
     def _select_by_ids(self, cursor, select: str, identifiers: Sequence[str]) -> None:
         """Run `select` (ending in `WHERE identifier `) for these ids, every id a bound parameter."""

@@ -106,7 +106,8 @@ def _row_values(candidate: CandidateAggregate, items: list[dict]) -> dict:
         "revision": candidate_item.get(REVISION),
         "version": candidate_item.get(VERSION),
         "last_written_at": candidate_item.get(LAST_WRITTEN_AT),
-        "data": _dumps(candidate.data),
+        "data": (candidate.stored_data_text if candidate.data_unchanged and candidate.stored_data_text is not None
+                 else _dumps(candidate.data)),
         "approvals": _dumps([child for child in children if is_approval_key(child[RANGE_KEY])]),
         "notes": _dumps([child for child in children if not is_approval_key(child[RANGE_KEY])]),
         "extra_attributes": _dumps(candidate.extra) if candidate.extra else _NO_EXTRA_ATTRIBUTES,
@@ -175,4 +176,5 @@ def _aggregate(row: tuple) -> CandidateAggregate:
     candidate_item.update(columns["extra_attributes"])
     aggregate = aggregate_from_items(identifier, candidate_item, [*columns["approvals"], *columns["notes"]])
     aggregate.stored_period_year = period_year
+    aggregate.stored_data_text = row[5]
     return aggregate

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import sqlalchemy as sa
 
 from nvi_batch.storage import sql_schema
@@ -29,6 +31,7 @@ class SqlStore(CandidateRows, PeriodRows, LedgerRows):
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._rows_since_analyze = 0
+        self._sqlite_write_turn = threading.Lock()  # held by a chunk's statements on SQLite (candidates.py)
 
     def __repr__(self) -> str:
         return f"SqlStore({self.engine.url.render_as_string(hide_password=True)})"
