@@ -3,8 +3,8 @@
     .venv/bin/python benchmarks/report_memory.py [--sizes 10000 100000] [--report year|institution] [--no-trace]
 
 For each size, one reporting year of that many candidates is seeded into a fresh SQLite file (in a
-process of its own), with each candidate's publication document in a local folder laid out like
-the bucket. The report is then built exactly as its asset builds it, in two fresh processes: one
+process of its own), for the institution reports with each candidate's publication document in a
+local folder laid out like the bucket (year_reports reads none). The report is then built exactly as its asset builds it, in two fresh processes: one
 measures wall time, CPU time (user + system: steadier than wall time on a shared machine) and the
 growth of ru_maxrss over the build, the other the tracemalloc peak of Python allocations during the
 build. Each size's line is printed as soon as it is measured. `--no-trace` leaves the tracemalloc
@@ -54,7 +54,8 @@ def documents_folder(url: str) -> Path:
     return Path(url.removeprefix("sqlite:///")).with_suffix(".publications")
 
 
-def seed(url: str, size: int) -> None:
+def seed(url: str, size: int, with_documents: bool) -> None:
+    """The year's candidates, and their publication documents when the report reads them."""
     store = SqlStore(url)
     store.create_schema()
     store.put_periods(demo_periods())
@@ -62,7 +63,8 @@ def seed(url: str, size: int) -> None:
     documents = LocalPublicationSource(documents_folder(url))
     while batch := list(itertools.islice(candidates, SEED_BATCH)):
         store.put_candidates(batch)
-        write_documents(documents, batch)
+        if with_documents:
+            write_documents(documents, batch)
 
 
 def build_year_report(url: str, out: Path) -> int:
@@ -118,7 +120,7 @@ def main() -> None:
     parser.add_argument("--trace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed:
-        seed(args.seed[0], int(args.seed[1]))
+        seed(args.seed[0], int(args.seed[1]), with_documents=args.report == "institution")
         return
     if args.measure:
         print(json.dumps(measure(args.measure[0], Path(args.measure[1]), args.trace, args.report)))
@@ -131,7 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nvi-report-bench-") as tmp:
         for size in args.sizes:
             url = f"sqlite:///{Path(tmp) / f'bench-{size}.sqlite'}"
-            run("--seed", url, str(size))
+            run("--seed", url, str(size), "--report", args.report)
             plain = json.loads(run("--measure", url, str(Path(tmp) / f"plain-{size}"), "--report", args.report))
             r = results[size] = plain
             if not args.no_trace:
