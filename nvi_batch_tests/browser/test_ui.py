@@ -9,6 +9,7 @@ instance's run launcher (a subprocess via the code server), so the webserver's e
 NVI_DATA_DIR to the temporary store.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
 from nvi_batch.cli import register_partitions, seed_store
@@ -124,6 +126,29 @@ def wait_for_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
     raise AssertionError(f"no finished run for candidates {YEAR} within {RUN_SECONDS}s: {runs}")
 
 
+def pick_partition(page, dialog, year: str, attempts: int = 3) -> None:
+    """Choose one partition in the launch dialog's partition list.
+
+    About one run in ten, the dialog re-renders a moment after it opens: the open partition list
+    closes and the option about to be clicked is detached, and a click waits for it in vain. So the
+    list is opened again until the dialog offers to launch one run."""
+    launch_one = dialog.get_by_role("button", name="Launch 1 run")
+    for _ in range(attempts):
+        if launch_one.is_visible():
+            return
+        dialog.get_by_text("Select a partition or create one").click()
+        page.get_by_placeholder("Filter partitions").fill(year)
+        try:
+            page.get_by_text(year, exact=True).filter(visible=True).first.click(timeout=5_000)
+        except PlaywrightTimeoutError:
+            continue
+        dialog.get_by_text("Launch runs to materialize candidates").click()  # closes the partition list
+        with contextlib.suppress(AssertionError):
+            expect(launch_one).to_be_visible(timeout=5_000)
+    if not launch_one.is_visible():
+        raise AssertionError(f"the launch dialog did not take partition {year} in {attempts} attempts")
+
+
 def test_the_candidates_page_shows_years_and_checks_and_materializes_a_year(dagster_ui):
     url, store = dagster_ui
     ARTIFACTS.mkdir(exist_ok=True)
@@ -148,10 +173,7 @@ def test_the_candidates_page_shows_years_and_checks_and_materializes_a_year(dags
             # Popovers (the partition list) are dialogs too: pick the launch dialog by its title, so
             # that strict mode never sees two matches.
             dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize candidates")
-            dialog.get_by_text("Select a partition or create one").click()
-            page.get_by_placeholder("Filter partitions").fill(YEAR)
-            page.get_by_text(YEAR, exact=True).filter(visible=True).first.click()
-            dialog.get_by_text("Launch runs to materialize candidates").click()  # closes the partition list
+            pick_partition(page, dialog, YEAR)
             dialog.get_by_role("button", name="Launch 1 run").click()
             expect(dialog).to_be_hidden(timeout=60_000)  # the launch starts the run worker first
 
