@@ -41,8 +41,10 @@ postgres:
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
+# Two workers, one per core, each taking whole test files (a file's servers and fixtures start once):
+# many tests wait on outages, servers and subprocesses, so the suite takes about 5 minutes, not 8.
 test: install postgres browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # The inner loop: the pure and SQLite tests, no servers, no processes (well under a minute).
 test-fast: install
