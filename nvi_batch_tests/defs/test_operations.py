@@ -270,8 +270,9 @@ def test_partitions_are_registered_from_the_store(instance, resource, seeded):
 
 
 
-def failed(item_id: str, partition: str, job: str = "REFRESH_CANDIDATES") -> FailureEvent:
-    return FailureEvent(job, item_id, partition, "transient", "TimeoutError", "read timed out", "run-1",
+def failed(item_id: str, partition: str, job: str = "REFRESH_CANDIDATES", run: int = 1) -> FailureEvent:
+    """A failure in run `run`: the ledger counts an event again only from another run or another instant."""
+    return FailureEvent(job, item_id, partition, "transient", "TimeoutError", "read timed out", f"run-{run}",
                         now_timestamp())
 
 
@@ -294,9 +295,8 @@ def test_retry_and_redrive_runs_carry_their_years_partition_tag(instance, resour
     run = run_requested(instance, resource, by_scope[YEAR])
     assert run.success and instance.get_run_by_id(run.run_id).tags[PARTITION_TAG] == YEAR
 
-    for _ in range(2):
-        store.record_failures([failed(ids[2], YEAR)], lambda attempts: 0)
-    store.record_failures([failed(ids[2], YEAR)], lambda attempts: 0)
+    for run in range(1, 4):  # three runs fail it: dead
+        store.record_failures([failed(ids[2], YEAR, run=run)], lambda attempts: 0)
     assert store.redrive("REFRESH_CANDIDATES", YEAR, [ids[2]]) == 1
     redrives = redrive_sensor(dg.build_sensor_context(instance=instance), nvi_store=resource)
     assert [(r.tags[PARTITION_TAG], r.tags["nvi/trigger"]) for r in redrives] == [(YEAR, "redrive")]
