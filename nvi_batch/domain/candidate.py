@@ -102,9 +102,8 @@ class CandidateAggregate:
     # The JSON text `data` was read from, kept by stores that store it as text (SQL), and whether
     # `data` is known to be unchanged since: set only by the engine, for a processor marked
     # `reports_every_change`, when neither it nor the on-read migrations named a change at the first
-    # attempt. Together they let the write send the stored
-    # text again instead of encoding `data` anew; any other path that changes `data` leaves
-    # `data_unchanged` False, and `data` is encoded.
+    # attempt. Together they let the write send the stored text again instead of encoding `data`
+    # anew; any other path that changes `data` leaves `data_unchanged` False, and `data` is encoded.
     stored_data_text: str | None = field(default=None, repr=False, compare=False)
     data_unchanged: bool = field(default=False, repr=False, compare=False)
 
